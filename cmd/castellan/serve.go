@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/castellan-auth/castellan/internal/config"
+	"github.com/castellan-auth/castellan/internal/seal"
+	"github.com/castellan-auth/castellan/internal/server"
+	"github.com/castellan-auth/castellan/internal/storage/sqlstore"
+)
+
+func cmdServe(ctx context.Context, args, env []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config `FILE` (YAML); keys can also come from CASTELLAN_* variables")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path, env)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, newLogger(cfg.Log, stderr), nil)
+}
+
+// newLogger builds the slog logger: text on a terminal, JSON otherwise or when
+// configured.
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	format := c.Format
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// openStore opens the configured storage and master key.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*sqlstore.Store, *seal.Key, error) {
+	master, created, err := seal.LoadOrCreate(cfg.KeyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	if created {
+		log.Warn("created a new master key; back it up: signing keys cannot be read without it", "key_file", cfg.KeyFile)
+	}
+	store, err := sqlstore.Open(ctx, cfg.Storage, sqlstore.Options{
+		MaxOpenConns:    cfg.Database.MaxOpenConns,
+		MaxIdleConns:    cfg.Database.MaxIdleConns,
+		ConnMaxLifetime: cfg.Database.ConnMaxLifetime.D(),
+		SkipMigrations:  !cfg.Database.Migrate,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return store, master, nil
+}
+
+// serve runs the provider until ctx ends, then shuts down gracefully: it stops
+// accepting, lets in-flight requests finish (up to 20 s) and closes storage.
+// ready, if not nil, is called with the listener's address once serving.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(addr string)) error {
+	start := time.Now()
+	store, master, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	srv, err := server.New(ctx, server.Deps{Config: cfg, Store: store, Master: master, Log: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// No WriteTimeout: the session-ended stream stays open; handlers bound their own work.
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 32 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	go srv.Run(bg)
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("castellan serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(),
+		"storage", strings.SplitN(cfg.Storage, ":", 2)[0], "startup_ms", time.Since(start).Milliseconds())
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stopBG()
+	if err := hs.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,207 @@
+// Package config is Castellan's typed configuration: the YAML file of
+// DESIGN.md, overridden key by key from CASTELLAN_* environment variables, with
+// defaults, and validated before anything starts. Every problem is reported with
+// the key (and the file or variable) it came from, so a refusal to start says
+// exactly what to fix.
+package config
+
+import (
+	"time"
+)
+
+// Config is the provider's configuration (castellan serve).
+type Config struct {
+	// Issuer is the public base URL; it is the "iss" of every token.
+	Issuer string `yaml:"issuer"`
+	Listen string `yaml:"listen"`
+	// Storage is sqlite:PATH or postgres://….
+	Storage string `yaml:"storage"`
+	// KeyFile holds the master key; created 0600 when missing.
+	KeyFile string `yaml:"key_file"`
+	// InsecureHTTP allows an http issuer on a non-loopback host (and http
+	// redirect URIs there). Never in production.
+	InsecureHTTP bool `yaml:"insecure_http"`
+	// TrustedProxies are the addresses (CIDR or single IP) whose
+	// X-Forwarded-For/Forwarded headers are believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	Log       Log       `yaml:"log"`
+	Database  Database  `yaml:"database"`
+	Session   Session   `yaml:"session"`
+	Tokens    Tokens    `yaml:"tokens"`
+	Signing   Signing   `yaml:"signing"`
+	Passwords Passwords `yaml:"passwords"`
+	Throttle  Throttle  `yaml:"throttle"`
+
+	Clients []Client `yaml:"clients"`
+	Users   []User   `yaml:"users"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	// Format is text (default on a terminal) or json.
+	Format string `yaml:"format"`
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+}
+
+// Database tunes the storage connection pool and migrations.
+type Database struct {
+	MaxOpenConns    int      `yaml:"max_open_conns"`
+	MaxIdleConns    int      `yaml:"max_idle_conns"`
+	ConnMaxLifetime Duration `yaml:"conn_max_lifetime"`
+	// Migrate applies pending schema migrations at start (default true).
+	Migrate bool `yaml:"migrate"`
+}
+
+// Session bounds the SSO session.
+type Session struct {
+	IdleTimeout     Duration `yaml:"idle_timeout"`
+	AbsoluteTimeout Duration `yaml:"absolute_timeout"`
+}
+
+// Tokens sets token lifetimes.
+type Tokens struct {
+	AccessTokenTTL          Duration `yaml:"access_token_ttl"`
+	IDTokenTTL              Duration `yaml:"id_token_ttl"`
+	RefreshTokenIdleTTL     Duration `yaml:"refresh_token_idle_ttl"`
+	RefreshTokenAbsoluteTTL Duration `yaml:"refresh_token_absolute_ttl"`
+	// RefreshTokenGrace lets a rotated refresh token presented again within this
+	// time get the very same child back (two tabs refreshing at once). 0 = off.
+	RefreshTokenGrace    Duration `yaml:"refresh_token_grace"`
+	AuthorizationCodeTTL Duration `yaml:"authorization_code_ttl"`
+}
+
+// Signing configures JOSE signing keys.
+type Signing struct {
+	// Algorithms lists the signing algorithms keys are kept for; the first signs
+	// access tokens. ID tokens use the client's id_token_signed_response_alg.
+	Algorithms []string `yaml:"algorithms"`
+	// RotationPeriod is how long a key signs before the next one takes over.
+	RotationPeriod Duration `yaml:"rotation_period"`
+	// RefreshInterval is how often a node re-reads keys from storage, so that
+	// keys rotated by another node are published and used.
+	RefreshInterval Duration `yaml:"refresh_interval"`
+}
+
+// Passwords configures argon2id and the bounded pool that runs it.
+type Passwords struct {
+	// MemoryKiB, Iterations and Parallelism are the argon2id parameters for new
+	// hashes (RFC 9106 second recommendation: 19 MiB, t=2, p=1 by default).
+	MemoryKiB   int `yaml:"memory_kib"`
+	Iterations  int `yaml:"iterations"`
+	Parallelism int `yaml:"parallelism"`
+	// MemoryLimitMiB caps the memory all concurrent hashes may take together;
+	// it sets how many run at once.
+	MemoryLimitMiB int `yaml:"memory_limit_mib"`
+	// QueueTimeout is how long a sign-in waits for a hashing slot before the
+	// server answers 503 with Retry-After.
+	QueueTimeout Duration `yaml:"queue_timeout"`
+}
+
+// Throttle slows down password guessing.
+type Throttle struct {
+	// AccountFailures and AddressFailures are the failures allowed before a delay.
+	AccountFailures int `yaml:"account_failures"`
+	AddressFailures int `yaml:"address_failures"`
+	// BaseDelay doubles with each further failure up to MaxDelay.
+	BaseDelay Duration `yaml:"base_delay"`
+	MaxDelay  Duration `yaml:"max_delay"`
+	// ResetAfter forgets failures older than this.
+	ResetAfter Duration `yaml:"reset_after"`
+}
+
+// Client is an OAuth client declared in the config; names follow RFC 7591.
+type Client struct {
+	ClientID string `yaml:"client_id"`
+	// ClientSecret is accepted only with at least 32 characters.
+	ClientSecret string `yaml:"client_secret"`
+	// ClientSecretHash is "sha256:" and the hex SHA-256 of the secret, for
+	// configs that must not hold the secret itself.
+	ClientSecretHash         string   `yaml:"client_secret_hash"`
+	ClientName               string   `yaml:"client_name"`
+	TokenEndpointAuthMethod  string   `yaml:"token_endpoint_auth_method"`
+	RedirectURIs             []string `yaml:"redirect_uris"`
+	PostLogoutRedirectURIs   []string `yaml:"post_logout_redirect_uris"`
+	AllowedOrigins           []string `yaml:"allowed_origins"`
+	GrantTypes               []string `yaml:"grant_types"`
+	ResponseTypes            []string `yaml:"response_types"`
+	Scope                    string   `yaml:"scope"`
+	SkipConsent              bool     `yaml:"skip_consent"`
+	RequirePKCE              bool     `yaml:"require_pkce"`
+	DPoPBoundAccessTokens    bool     `yaml:"dpop_bound_access_tokens"`
+	IDTokenSignedResponseAlg string   `yaml:"id_token_signed_response_alg"`
+	BackchannelLogoutURI     string   `yaml:"backchannel_logout_uri"`
+	FrontchannelLogoutURI    string   `yaml:"frontchannel_logout_uri"`
+	// OfflineRefresh lets a public client's refresh tokens outlive the SSO session.
+	OfflineRefresh bool `yaml:"offline_refresh"`
+	// RenewalCountsAsActivity lets silent renewals extend the SSO idle timer.
+	RenewalCountsAsActivity bool `yaml:"renewal_counts_as_activity"`
+	// RotateRefreshTokens rotates a confidential client's refresh tokens too.
+	RotateRefreshTokens bool `yaml:"rotate_refresh_tokens"`
+}
+
+// User is a person declared in the config.
+type User struct {
+	Username      string `yaml:"username"`
+	Password      string `yaml:"password"`
+	PasswordHash  string `yaml:"password_hash"`
+	Email         string `yaml:"email"`
+	EmailVerified bool   `yaml:"email_verified"`
+	Name          string `yaml:"name"`
+	GivenName     string `yaml:"given_name"`
+	FamilyName    string `yaml:"family_name"`
+	Disabled      bool   `yaml:"disabled"`
+}
+
+// Duration is a time.Duration written like 30m or 12h in YAML and env.
+type Duration time.Duration
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Default returns the configuration used for every key the file leaves out.
+func Default() Config {
+	return Config{
+		Issuer:  "http://127.0.0.1:9000",
+		Listen:  "127.0.0.1:9000",
+		Storage: "sqlite:castellan.db",
+		KeyFile: "master.key",
+		Log:     Log{Format: "", Level: "info"},
+		Database: Database{
+			ConnMaxLifetime: Duration(30 * time.Minute),
+			Migrate:         true,
+		},
+		Session: Session{
+			IdleTimeout:     Duration(30 * time.Minute),
+			AbsoluteTimeout: Duration(12 * time.Hour),
+		},
+		Tokens: Tokens{
+			AccessTokenTTL:          Duration(time.Hour),
+			IDTokenTTL:              Duration(time.Hour),
+			RefreshTokenIdleTTL:     Duration(24 * time.Hour),
+			RefreshTokenAbsoluteTTL: Duration(720 * time.Hour),
+			RefreshTokenGrace:       0,
+			AuthorizationCodeTTL:    Duration(60 * time.Second),
+		},
+		Signing: Signing{
+			Algorithms:      []string{"ES256", "RS256"},
+			RotationPeriod:  Duration(90 * 24 * time.Hour),
+			RefreshInterval: Duration(time.Minute),
+		},
+		Passwords: Passwords{
+			MemoryKiB:      19 * 1024,
+			Iterations:     2,
+			Parallelism:    1,
+			MemoryLimitMiB: 256,
+			QueueTimeout:   Duration(5 * time.Second),
+		},
+		Throttle: Throttle{
+			AccountFailures: 5,
+			AddressFailures: 50,
+			BaseDelay:       Duration(2 * time.Second),
+			MaxDelay:        Duration(15 * time.Minute),
+			ResetAfter:      Duration(24 * time.Hour),
+		},
+	}
+}

@@ -1,0 +1,322 @@
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/castellan-auth/castellan/internal/oauth"
+)
+
+// MinClientSecretLength is the shortest client secret accepted from a config file.
+const MinClientSecretLength = 32
+
+// Argon2id costs beyond what identity verifies (see identity.ParsePHC).
+const (
+	maxArgonIterations = 64
+	maxArgonMemoryKiB  = 4 * 1024 * 1024
+)
+
+// maxUsernameLength is the longest username in bytes (as identity.ValidUsername).
+const maxUsernameLength = 128
+
+// Validate returns every problem with the configuration, each naming its key.
+func (c *Config) Validate() []string {
+	v := &validator{}
+	v.issuer(c)
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		v.add("listen", "want host:port, got %q", c.Listen)
+	}
+	if !strings.HasPrefix(c.Storage, "sqlite:") && !strings.HasPrefix(c.Storage, "postgres://") && !strings.HasPrefix(c.Storage, "postgresql://") {
+		v.add("storage", "want sqlite:PATH or postgres://…")
+	}
+	if c.KeyFile == "" {
+		v.add("key_file", "required")
+	}
+	for i, p := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			v.add(fmt.Sprintf("trusted_proxies[%d]", i), "want an IP address or CIDR, got %q", p)
+		}
+	}
+	if !oneOf(c.Log.Format, "", "text", "json") {
+		v.add("log.format", "want text or json, got %q", c.Log.Format)
+	}
+	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
+		v.add("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if c.Database.MaxOpenConns < 0 || c.Database.MaxIdleConns < 0 {
+		v.add("database", "connection counts must not be negative")
+	}
+
+	v.positive("session.idle_timeout", c.Session.IdleTimeout)
+	v.positive("session.absolute_timeout", c.Session.AbsoluteTimeout)
+	if c.Session.IdleTimeout > c.Session.AbsoluteTimeout {
+		v.add("session.idle_timeout", "longer than session.absolute_timeout")
+	}
+	v.positive("tokens.access_token_ttl", c.Tokens.AccessTokenTTL)
+	v.positive("tokens.id_token_ttl", c.Tokens.IDTokenTTL)
+	v.positive("tokens.refresh_token_idle_ttl", c.Tokens.RefreshTokenIdleTTL)
+	v.positive("tokens.refresh_token_absolute_ttl", c.Tokens.RefreshTokenAbsoluteTTL)
+	if c.Tokens.RefreshTokenIdleTTL > c.Tokens.RefreshTokenAbsoluteTTL {
+		v.add("tokens.refresh_token_idle_ttl", "longer than tokens.refresh_token_absolute_ttl")
+	}
+	if c.Tokens.RefreshTokenGrace.D() > time.Minute {
+		v.add("tokens.refresh_token_grace", "at most 1m: it is for simultaneous refreshes, not for replays")
+	}
+	v.positive("tokens.authorization_code_ttl", c.Tokens.AuthorizationCodeTTL)
+	if c.Tokens.AuthorizationCodeTTL.D() > 10*time.Minute {
+		// RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED."
+		v.add("tokens.authorization_code_ttl", "at most 10m (RFC 6749 §4.1.2)")
+	}
+
+	if len(c.Signing.Algorithms) == 0 {
+		v.add("signing.algorithms", "list at least one of %s", strings.Join(oauth.SigningAlgorithms, ", "))
+	}
+	for i, alg := range c.Signing.Algorithms {
+		if !oauth.Contains(oauth.SigningAlgorithms, alg) {
+			v.add(fmt.Sprintf("signing.algorithms[%d]", i), "want one of %s, got %q", strings.Join(oauth.SigningAlgorithms, ", "), alg)
+		} else if oauth.Contains(c.Signing.Algorithms[:i], alg) {
+			v.add(fmt.Sprintf("signing.algorithms[%d]", i), "%s listed twice", alg)
+		}
+	}
+	v.positive("signing.rotation_period", c.Signing.RotationPeriod)
+	v.positive("signing.refresh_interval", c.Signing.RefreshInterval)
+
+	p := c.Passwords
+	if p.Parallelism < 1 || p.Parallelism > 255 {
+		v.add("passwords.parallelism", "want 1 to 255, got %d", p.Parallelism)
+	}
+	// The upper bounds are those identity accepts when it reads a stored hash:
+	// a hash made with more could never be verified.
+	if p.Iterations < 1 || p.Iterations > maxArgonIterations {
+		v.add("passwords.iterations", "want 1 to %d, got %d", maxArgonIterations, p.Iterations)
+	}
+	if p.MemoryKiB < 1024 || p.MemoryKiB > maxArgonMemoryKiB {
+		v.add("passwords.memory_kib", "want 1024 to %d, got %d", maxArgonMemoryKiB, p.MemoryKiB)
+	}
+	if p.MemoryLimitMiB*1024 < p.MemoryKiB {
+		v.add("passwords.memory_limit_mib", "too small for one hash of passwords.memory_kib")
+	}
+	v.positive("passwords.queue_timeout", p.QueueTimeout)
+
+	if c.Throttle.AccountFailures < 1 {
+		v.add("throttle.account_failures", "want at least 1")
+	}
+	if c.Throttle.AddressFailures < 1 {
+		v.add("throttle.address_failures", "want at least 1")
+	}
+	v.positive("throttle.base_delay", c.Throttle.BaseDelay)
+	v.positive("throttle.max_delay", c.Throttle.MaxDelay)
+	v.positive("throttle.reset_after", c.Throttle.ResetAfter)
+	if c.Throttle.BaseDelay > c.Throttle.MaxDelay {
+		v.add("throttle.base_delay", "longer than throttle.max_delay")
+	}
+
+	seen := map[string]int{}
+	for i := range c.Clients {
+		v.client(c, i, seen)
+	}
+	users := map[string]int{}
+	for i := range c.Users {
+		v.user(c.Users[i], i, users)
+	}
+	return v.problems
+}
+
+type validator struct{ problems []string }
+
+func (v *validator) add(key, format string, args ...any) {
+	v.problems = append(v.problems, key+": "+fmt.Sprintf(format, args...))
+}
+
+func (v *validator) positive(key string, d Duration) {
+	if d <= 0 {
+		v.add(key, "want a positive duration")
+	}
+}
+
+func oneOf(s string, options ...string) bool { return oauth.Contains(options, s) }
+
+func (v *validator) issuer(c *Config) {
+	u, err := url.Parse(c.Issuer)
+	switch {
+	case c.Issuer == "":
+		v.add("issuer", "required")
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		v.add("issuer", "want an absolute http(s) URL, got %q", c.Issuer)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil || strings.ContainsAny(c.Issuer, "?#"):
+		// OIDC Discovery §3: the issuer has no query or fragment.
+		v.add("issuer", "must not have a query, fragment or user info")
+	case strings.HasSuffix(u.Path, "/"):
+		v.add("issuer", "must not end with /")
+	case u.Scheme == "http" && !oauth.IsLoopbackHost(u.Hostname()) && !c.InsecureHTTP:
+		v.add("issuer", "http on a non-loopback host needs insecure_http: true (use https)")
+	}
+}
+
+// redirectURI checks a URI that Castellan sends people to.
+func (v *validator) redirectURI(c *Config, key, raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || !u.IsAbs():
+		v.add(key, "want an absolute URI, got %q", raw)
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		v.add(key, "must not have a fragment (RFC 6749 §3.1.2)")
+	case (u.Scheme == "http" || u.Scheme == "https") && u.Host == "":
+		v.add(key, "missing host")
+	case u.Scheme == "http" && !oauth.IsLoopbackHost(u.Hostname()) && !c.InsecureHTTP:
+		v.add(key, "http on a non-loopback host needs insecure_http: true (use https)")
+	case oneOf(strings.ToLower(u.Scheme), "javascript", "data", "vbscript", "file"):
+		v.add(key, "scheme %q is not allowed", u.Scheme)
+	}
+}
+
+func (v *validator) client(c *Config, i int, seen map[string]int) {
+	cl := &c.Clients[i]
+	at := func(k string) string { return fmt.Sprintf("clients[%d].%s", i, k) }
+	if cl.ClientID == "" {
+		v.add(at("client_id"), "required")
+	} else if j, dup := seen[cl.ClientID]; dup {
+		v.add(at("client_id"), "duplicate client id %q (also clients[%d])", cl.ClientID, j)
+	} else {
+		seen[cl.ClientID] = i
+	}
+	method := cl.TokenEndpointAuthMethod
+	if method == "" {
+		method = oauth.AuthClientSecretBasic
+		if cl.ClientSecret == "" && cl.ClientSecretHash == "" {
+			method = oauth.AuthNone
+		}
+	}
+	switch method {
+	case oauth.AuthNone:
+		switch {
+		case cl.ClientSecret != "":
+			v.add(at("client_secret"), "a public client (token_endpoint_auth_method: none) has no secret")
+		case cl.ClientSecretHash != "":
+			v.add(at("client_secret_hash"), "a public client (token_endpoint_auth_method: none) has no secret")
+		}
+	case oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost:
+		switch {
+		case cl.ClientSecret != "" && cl.ClientSecretHash != "":
+			v.add(at("client_secret"), "give client_secret or client_secret_hash, not both")
+		case cl.ClientSecret == "" && cl.ClientSecretHash == "":
+			v.add(at("client_secret"), "required for %s (at least %d characters)", method, MinClientSecretLength)
+		case cl.ClientSecret != "" && len(cl.ClientSecret) < MinClientSecretLength:
+			v.add(at("client_secret"), "too short: at least %d characters", MinClientSecretLength)
+		case cl.ClientSecretHash != "":
+			if _, err := ParseSecretHash(cl.ClientSecretHash); err != nil {
+				v.add(at("client_secret_hash"), "%v", err)
+			}
+		}
+	default:
+		v.add(at("token_endpoint_auth_method"), "want none, client_secret_basic or client_secret_post, got %q", cl.TokenEndpointAuthMethod)
+	}
+	for j, u := range cl.RedirectURIs {
+		v.redirectURI(c, fmt.Sprintf("clients[%d].redirect_uris[%d]", i, j), u)
+	}
+	for j, u := range cl.PostLogoutRedirectURIs {
+		v.redirectURI(c, fmt.Sprintf("clients[%d].post_logout_redirect_uris[%d]", i, j), u)
+	}
+	for j, o := range cl.AllowedOrigins {
+		if !isOrigin(o) {
+			v.add(fmt.Sprintf("clients[%d].allowed_origins[%d]", i, j), "want an origin like https://app.example (scheme, host, optional port; no path), got %q", o)
+		}
+	}
+	for _, k := range []struct{ key, val string }{{"backchannel_logout_uri", cl.BackchannelLogoutURI}, {"frontchannel_logout_uri", cl.FrontchannelLogoutURI}} {
+		if k.val == "" {
+			continue
+		}
+		if u, err := url.Parse(k.val); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" {
+			v.add(at(k.key), "want an absolute http(s) URL without fragment, got %q", k.val)
+		} else if u.Scheme == "http" && !oauth.IsLoopbackHost(u.Hostname()) && !c.InsecureHTTP {
+			v.add(at(k.key), "http on a non-loopback host needs insecure_http: true (use https)")
+		}
+	}
+	grants := cl.GrantTypes
+	if len(grants) == 0 {
+		grants = []string{oauth.GrantAuthorizationCode}
+	}
+	for j, g := range grants {
+		if !oauth.Contains(oauth.GrantTypes, g) {
+			v.add(fmt.Sprintf("clients[%d].grant_types[%d]", i, j), "want one of %s, got %q", strings.Join(oauth.GrantTypes, ", "), g)
+		}
+	}
+	if oauth.Contains(grants, oauth.GrantClientCredentials) && method == oauth.AuthNone {
+		v.add(at("grant_types"), "client_credentials needs a confidential client")
+	}
+	redirecting := oauth.Contains(grants, oauth.GrantAuthorizationCode) || oauth.Contains(grants, oauth.GrantImplicit)
+	if redirecting && len(cl.RedirectURIs) == 0 {
+		v.add(at("redirect_uris"), "required for %s", strings.Join(grants, ", "))
+	}
+	for j, rt := range cl.ResponseTypes {
+		key := fmt.Sprintf("clients[%d].response_types[%d]", i, j)
+		switch {
+		case !oauth.Contains(oauth.ResponseTypes, rt):
+			v.add(key, "want one of code, token, id_token token, id_token; got %q", rt)
+		case rt == oauth.ResponseCode && !oauth.Contains(grants, oauth.GrantAuthorizationCode):
+			v.add(key, "code needs grant_types to list authorization_code")
+		case rt != oauth.ResponseCode && !oauth.Contains(grants, oauth.GrantImplicit):
+			v.add(key, "%q needs grant_types to list implicit", rt)
+		}
+	}
+	if _, ok := oauth.ParseScope(cl.Scope); !ok {
+		v.add(at("scope"), "holds a character not allowed in a scope (RFC 6749 §3.3)")
+	}
+	if alg := cl.IDTokenSignedResponseAlg; alg != "" && !oauth.Contains(c.Signing.Algorithms, alg) {
+		v.add(at("id_token_signed_response_alg"), "%q is not in signing.algorithms", alg)
+	}
+}
+
+func isOrigin(o string) bool {
+	u, err := url.Parse(o)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" &&
+		u.Path == "" && u.RawQuery == "" && u.Fragment == "" && u.User == nil && !strings.HasSuffix(o, "/")
+}
+
+func (v *validator) user(u User, i int, seen map[string]int) {
+	at := func(k string) string { return fmt.Sprintf("users[%d].%s", i, k) }
+	key := strings.ToLower(u.Username)
+	switch {
+	case strings.TrimSpace(u.Username) == "":
+		v.add(at("username"), "required")
+	case u.Username != strings.TrimSpace(u.Username):
+		v.add(at("username"), "must not start or end with white space")
+	case len(u.Username) > maxUsernameLength || strings.ContainsFunc(u.Username, func(r rune) bool { return !unicode.IsPrint(r) }):
+		// The rule of identity.ValidUsername, which provisioning would otherwise
+		// refuse only once the server starts.
+		v.add(at("username"), "want 1 to %d printable characters", maxUsernameLength)
+	default:
+		if j, dup := seen[key]; dup {
+			v.add(at("username"), "duplicate username %q (also users[%d]; usernames ignore case)", u.Username, j)
+		} else {
+			seen[key] = i
+		}
+	}
+	switch {
+	case u.Password != "" && u.PasswordHash != "":
+		v.add(at("password"), "give password or password_hash, not both")
+	case u.Password == "" && u.PasswordHash == "":
+		v.add(at("password"), "give password or password_hash (argon2id PHC string)")
+	case u.PasswordHash != "" && !strings.HasPrefix(u.PasswordHash, "$argon2id$"):
+		v.add(at("password_hash"), "want an argon2id PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$hash)")
+	}
+}
+
+// ParseSecretHash reads a client_secret_hash: "sha256:" and 64 hex digits,
+// the SHA-256 of the secret.
+func ParseSecretHash(s string) ([]byte, error) {
+	h, ok := strings.CutPrefix(s, "sha256:")
+	if !ok {
+		return nil, fmt.Errorf("want sha256:<64 hex digits>")
+	}
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != 32 {
+		return nil, fmt.Errorf("want sha256:<64 hex digits>")
+	}
+	return b, nil
+}

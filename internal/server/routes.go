@@ -1,0 +1,84 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/castellan-auth/castellan/internal/login"
+	"github.com/castellan-auth/castellan/internal/oauth"
+	"github.com/castellan-auth/castellan/internal/oidc"
+	"github.com/castellan-auth/castellan/internal/web"
+)
+
+// Paths of the provider's endpoints, relative to the issuer.
+const (
+	pathDiscovery = "/.well-known/openid-configuration"
+	pathJWKS      = "/jwks"
+)
+
+// maxBody bounds every request body: no form or JSON we accept comes near it.
+const maxBody = 64 << 10
+
+func (s *Server) routes(lh *login.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET "+pathDiscovery, s.discovery)
+	mux.HandleFunc("GET "+pathJWKS, s.jwks)
+	mux.Handle("GET /static/", http.StripPrefix("/static/", web.Static()))
+	lh.Mount(mux)
+
+	var h http.Handler = mux
+	if s.base != "" {
+		h = http.StripPrefix(s.base, h)
+	}
+	h = web.LimitBody(h, maxBody)
+	h = web.SecureHeaders(h, s.https)
+	return web.Observe(h, s.log, s.Metrics)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("health check: storage does not answer", "err", err)
+		http.Error(w, "storage unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+// metadata is the discovery document for what is mounted.
+func (s *Server) metadata() oidc.Metadata {
+	return oidc.Metadata{
+		Issuer:                           s.cfg.Issuer,
+		JWKSURI:                          s.URL(pathJWKS),
+		ResponseTypesSupported:           []string{oauth.ResponseCode},
+		SubjectTypesSupported:            []string{"public"},
+		IDTokenSigningAlgValuesSupported: s.cfg.Signing.Algorithms,
+	}
+}
+
+func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, http.StatusOK, s.metadata())
+}
+
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	// Short: keys rotate, and clients re-fetch on an unknown kid anyway.
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Write(s.Keys.JWKS())
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,201 @@
+// Package server builds Castellan's provider: it wires the domain packages to a
+// storage backend and mounts every endpoint on one http.Handler. The route list
+// in routes.go is the one place that says what the provider serves.
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/castellan-auth/castellan/internal/client"
+	"github.com/castellan-auth/castellan/internal/clock"
+	"github.com/castellan-auth/castellan/internal/config"
+	"github.com/castellan-auth/castellan/internal/identity"
+	"github.com/castellan-auth/castellan/internal/login"
+	"github.com/castellan-auth/castellan/internal/metrics"
+	"github.com/castellan-auth/castellan/internal/seal"
+	"github.com/castellan-auth/castellan/internal/session"
+	"github.com/castellan-auth/castellan/internal/signing"
+	"github.com/castellan-auth/castellan/internal/storage"
+	"github.com/castellan-auth/castellan/internal/throttle"
+	"github.com/castellan-auth/castellan/internal/web"
+)
+
+// Deps are what the provider is built from.
+type Deps struct {
+	Config *config.Config
+	Store  storage.Storage
+	Master *seal.Key
+	Clock  clock.Clock      // default: the system clock
+	Log    *slog.Logger     // default: discard
+	Hasher *identity.Hasher // default: from Config.Passwords
+}
+
+// Server is a wired provider.
+type Server struct {
+	cfg      *config.Config
+	store    storage.Storage
+	clock    clock.Clock
+	log      *slog.Logger
+	issuer   *url.URL
+	base     string // issuer path, "" or "/prefix"
+	https    bool
+	handler  http.Handler
+	Metrics  *metrics.Metrics
+	Keys     *signing.Keyset
+	Sessions *session.Manager
+	Users    *identity.Directory
+	Secrets  client.Secrets
+}
+
+// New builds the provider: it makes sure signing keys exist and provisions the
+// declared clients and users.
+func New(ctx context.Context, d Deps) (*Server, error) {
+	cfg := d.Config
+	if d.Clock == nil {
+		d.Clock = clock.System{}
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	iss, err := url.Parse(cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	s := &Server{
+		cfg: cfg, store: d.Store, clock: d.Clock, log: d.Log, issuer: iss,
+		base: strings.TrimSuffix(iss.Path, "/"), https: iss.Scheme == "https",
+		Metrics: metrics.New(),
+		Secrets: client.NewSecrets(d.Master),
+	}
+	hasher := d.Hasher
+	if hasher == nil {
+		p := cfg.Passwords
+		hasher = identity.NewHasher(identity.Params{MemoryKiB: uint32(p.MemoryKiB), Iterations: uint32(p.Iterations), Parallelism: uint8(p.Parallelism)},
+			p.MemoryLimitMiB*1024, p.QueueTimeout.D())
+	}
+	s.Users = identity.NewDirectory(d.Store, hasher, d.Clock, d.Log)
+	s.Sessions = session.NewManager(d.Store, d.Clock, session.Policy{
+		IdleTimeout: cfg.Session.IdleTimeout.D(), AbsoluteTimeout: cfg.Session.AbsoluteTimeout.D()}, d.Log)
+	s.Sessions.OnEnded(func(_ context.Context, ended []storage.Session, reason string) {
+		s.Metrics.Sessions.WithLabelValues("ended", reason).Add(float64(len(ended)))
+	})
+	s.Keys = signing.New(d.Store, d.Master, d.Clock, signing.Policy{
+		Algorithms:       cfg.Signing.Algorithms,
+		RotationPeriod:   cfg.Signing.RotationPeriod.D(),
+		Propagation:      2 * cfg.Signing.RefreshInterval.D(),
+		MaxTokenLifetime: max(cfg.Tokens.AccessTokenTTL.D(), cfg.Tokens.IDTokenTTL.D()) + time.Minute,
+	}, d.Log)
+	if err := s.Keys.Ensure(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.provision(ctx); err != nil {
+		return nil, err
+	}
+
+	pages, err := web.NewPages(s.base, d.Log)
+	if err != nil {
+		return nil, err
+	}
+	csrf := web.NewCSRF(d.Master, s.https)
+	lh := &login.Handler{
+		Directory: s.Users,
+		Sessions:  s.Sessions,
+		Cookie:    session.Cookie{Secure: s.https},
+		Throttle: throttle.New(d.Store, d.Clock, throttle.Policy{
+			AccountFailures: cfg.Throttle.AccountFailures, AddressFailures: cfg.Throttle.AddressFailures,
+			BaseDelay: cfg.Throttle.BaseDelay.D(), MaxDelay: cfg.Throttle.MaxDelay.D(), ResetAfter: cfg.Throttle.ResetAfter.D(),
+		}),
+		CSRF:     csrf,
+		Pages:    pages,
+		ClientIP: web.NewClientIP(cfg.TrustedProxies),
+		Metrics:  s.Metrics,
+		Log:      d.Log,
+		Base:     s.base,
+	}
+	s.handler = s.routes(lh)
+	return s, nil
+}
+
+// Handler is the provider's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// URL returns the absolute URL of a provider path.
+func (s *Server) URL(path string) string { return strings.TrimSuffix(s.cfg.Issuer, "/") + path }
+
+// provision creates or updates the declared clients and users.
+func (s *Server) provision(ctx context.Context) error {
+	if err := client.Provision(ctx, s.store, s.cfg.Clients, s.Secrets, s.clock); err != nil {
+		return fmt.Errorf("provision clients: %w", err)
+	}
+	for _, u := range s.cfg.Users {
+		hash := u.PasswordHash
+		if hash == "" {
+			existing, err := s.store.GetUserByUsername(ctx, u.Username)
+			// Hashing is slow by design: keep the stored hash when the declared
+			// password still matches it, so restarts stay fast.
+			if err == nil {
+				if ok, _, _ := s.Users.Hasher().Verify(ctx, u.Password, existing.PasswordHash); ok {
+					hash = ""
+				} else if hash, err = s.Users.Hasher().Hash(ctx, u.Password); err != nil {
+					return err
+				}
+			} else if hash, err = s.Users.Hasher().Hash(ctx, u.Password); err != nil {
+				return err
+			}
+		} else if err := identity.ParsePHC(hash); err != nil {
+			return fmt.Errorf("users %q: password_hash: %w", u.Username, err)
+		}
+		_, _, err := s.Users.Put(ctx, identity.Profile{
+			Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name,
+			GivenName: u.GivenName, FamilyName: u.FamilyName, Disabled: u.Disabled,
+		}, hash)
+		if err != nil {
+			return fmt.Errorf("provision user %q: %w", u.Username, err)
+		}
+	}
+	return nil
+}
+
+// Run does the background work until ctx ends: key maintenance (rotation,
+// picking up keys rotated by other nodes), the session sweeper (so expired
+// sessions are announced even if nobody comes back) and expired-record cleanup.
+func (s *Server) Run(ctx context.Context) {
+	keys := time.NewTicker(s.cfg.Signing.RefreshInterval.D())
+	sweep := time.NewTicker(sweepInterval(s.cfg.Session.IdleTimeout.D()))
+	cleanup := time.NewTicker(5 * time.Minute)
+	defer keys.Stop()
+	defer sweep.Stop()
+	defer cleanup.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-keys.C:
+			if err := s.Keys.Maintain(ctx); err != nil {
+				s.log.Error("signing key maintenance", "err", err)
+			}
+		case <-sweep.C:
+			if n, err := s.Sessions.Sweep(ctx); err != nil {
+				s.log.Error("session sweep", "err", err)
+			} else if n > 0 {
+				s.log.Info("expired sessions ended", "count", n)
+			}
+		case <-cleanup.C:
+			if _, err := s.store.DeleteExpired(ctx, s.clock.Now()); err != nil {
+				s.log.Error("delete expired records", "err", err)
+			}
+		}
+	}
+}
+
+// sweepInterval finds expired sessions within a small fraction of the idle
+// timeout, between 1 and 30 seconds.
+func sweepInterval(idle time.Duration) time.Duration {
+	return min(max(idle/60, time.Second), 30*time.Second)
+}

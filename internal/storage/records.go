@@ -1,0 +1,178 @@
+package storage
+
+import "time"
+
+// User is a person who can sign in.
+type User struct {
+	ID string
+	// Username is kept as entered; uniqueness is case-insensitive (see UsernameKey).
+	Username      string
+	PasswordHash  string // argon2id PHC string
+	Email         string
+	EmailVerified bool
+	Name          string
+	GivenName     string
+	FamilyName    string
+	Disabled      bool
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Session is a single sign-on session at Castellan. Its cookie value is never
+// stored: IDHash is the SHA-256 of it.
+type Session struct {
+	IDHash []byte
+	// SID is the public session identifier placed in tokens (OIDC "sid" claim).
+	// It is unrelated to the cookie value, so a leaked token does not leak the cookie.
+	SID      string
+	UserID   string
+	AuthTime time.Time
+	AMR      []string
+	// CreatedAt, LastActiveAt and ExpiresAt drive the idle and absolute timeouts.
+	CreatedAt    time.Time
+	LastActiveAt time.Time
+	ExpiresAt    time.Time
+}
+
+// Client is a registered OAuth client. Field names follow RFC 7591.
+type Client struct {
+	ID string
+	// SecretDigest is the keyed digest of the client secret; nil for public clients.
+	SecretDigest                      []byte
+	Name                              string
+	TokenEndpointAuthMethod           string
+	RedirectURIs                      []string
+	PostLogoutRedirectURIs            []string
+	AllowedOrigins                    []string
+	GrantTypes                        []string
+	ResponseTypes                     []string
+	Scopes                            []string
+	SkipConsent                       bool
+	RequirePKCE                       bool
+	DPoPBoundAccessTokens             bool
+	IDTokenSignedResponseAlg          string
+	BackchannelLogoutURI              string
+	BackchannelLogoutSessionRequired  bool
+	FrontchannelLogoutURI             string
+	FrontchannelLogoutSessionRequired bool
+	// OfflineRefresh lets refresh tokens outlive the SSO session (public clients are
+	// session-bound by default).
+	OfflineRefresh bool
+	// RenewalCountsAsActivity makes silent renewals extend the SSO session's idle timer.
+	RenewalCountsAsActivity bool
+	// RotateRefreshTokens forces rotation for a confidential client (always on for public ones).
+	RotateRefreshTokens                bool
+	RequirePushedAuthorizationRequests bool
+	JWKS                               string // JSON Web Key Set for private_key_jwt, as JSON
+	JWKSURI                            string
+	CreatedAt                          time.Time
+	UpdatedAt                          time.Time
+}
+
+// Public reports whether the client has no credentials of its own.
+func (c Client) Public() bool { return c.TokenEndpointAuthMethod == "none" }
+
+// Consent remembers the scopes a user granted to a client.
+type Consent struct {
+	UserID    string
+	ClientID  string
+	Scopes    []string
+	GrantedAt time.Time
+}
+
+// PendingRequest is an authorization request waiting for the person to sign in or
+// consent. It is bound to the browser that started it and consumed once.
+type PendingRequest struct {
+	IDHash      []byte
+	BrowserHash []byte
+	ClientID    string
+	// Request is the validated authorization request, encoded by its owner.
+	Request   []byte
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// AuthCode is an issued authorization code; only its hash is stored.
+type AuthCode struct {
+	CodeHash            []byte
+	ClientID            string
+	UserID              string
+	SID                 string
+	RedirectURI         string
+	Scopes              []string
+	Nonce               string
+	CodeChallenge       string
+	CodeChallengeMethod string
+	AuthTime            time.Time
+	AMR                 []string
+	// GrantID names the grant the redemption creates, so that a second use can
+	// revoke what the first one issued (RFC 6749 §4.1.2).
+	GrantID   string
+	DPoPJKT   string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time // zero until redeemed
+}
+
+// Grant is what every token names: the consent of one user to one client for some
+// scopes, established at one moment. Revoking it makes every access and refresh
+// token issued from it inactive. For refresh tokens it is the "family".
+type Grant struct {
+	ID       string
+	ClientID string
+	UserID   string
+	// SID is the SSO session the grant was made in (for the "sid" claim).
+	SID string
+	// SessionBound makes the grant end with that session (sign-out or expiry);
+	// offline grants outlive it.
+	SessionBound bool
+	Scopes       []string
+	AuthTime     time.Time
+	AMR          []string
+	DPoPJKT      string
+	CreatedAt    time.Time
+	// ExpiresAt is when the last token issued from the grant stops being valid:
+	// the refresh family's absolute lifetime, or the access token's expiry when no
+	// refresh token was issued. Zero means never (not used by Castellan itself).
+	ExpiresAt time.Time
+	RevokedAt time.Time // zero while active
+}
+
+// Active reports whether the grant is neither revoked nor past its absolute lifetime.
+func (g Grant) Active(now time.Time) bool {
+	return g.RevokedAt.IsZero() && (g.ExpiresAt.IsZero() || now.Before(g.ExpiresAt))
+}
+
+// RefreshToken is one member of a grant's refresh-token family.
+type RefreshToken struct {
+	Hash    []byte
+	GrantID string
+	// Generation counts rotations within the family, starting at 0.
+	Generation int
+	CreatedAt  time.Time
+	ExpiresAt  time.Time // idle lifetime
+	UsedAt     time.Time // zero until rotated
+	ChildHash  []byte    // set when rotated
+}
+
+// SigningKey is a JOSE signing key, stored sealed with the master key.
+type SigningKey struct {
+	KID       string
+	Algorithm string
+	Sealed    []byte
+	CreatedAt time.Time
+	// ActivatesAt is when nodes may start signing with it; until then it is only
+	// published, so every node serves it in JWKS before any token names it.
+	ActivatesAt time.Time
+	// RetiresAt is when signing stops (zero: not scheduled).
+	RetiresAt time.Time
+	// ExpiresAt is when the key leaves JWKS (zero: not scheduled).
+	ExpiresAt time.Time
+}
+
+// ThrottleState counts failed attempts for one key (an account or an address).
+type ThrottleState struct {
+	Key           string
+	Failures      int
+	LastFailureAt time.Time
+}

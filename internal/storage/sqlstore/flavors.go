@@ -1,0 +1,116 @@
+package sqlstore
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+func openSQLite(path string, opts Options) (*Store, error) {
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("sqlite: create directory: %w", err)
+		}
+	}
+	// WAL lets readers run beside the writer; synchronous=NORMAL in WAL mode keeps
+	// the database consistent after a crash of the process (a power loss may drop
+	// the last commits, never half of one). BEGIN IMMEDIATE takes the write lock up
+	// front so a transaction never fails half-way upgrading a read lock.
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + uriPath.Replace(path) + "?" + q.Encode()
+
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	n := opts.MaxOpenConns
+	if n <= 0 {
+		n = 8
+	}
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(idle(opts, n))
+	r.SetConnMaxLifetime(0)
+	r.SetConnMaxIdleTime(0)
+	return &Store{flavor: flavorSQLite, w: w, r: r}, nil
+}
+
+// uriPath escapes what SQLite's URI filenames would otherwise read as the
+// start of the query (?), a fragment (#) or an escape (%).
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+
+func openPostgres(dsn string, opts Options) (*Store, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %v", redactDSN(err.Error()))
+	}
+	n := opts.MaxOpenConns
+	if n <= 0 {
+		n = 20
+	}
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(idle(opts, n))
+	life := opts.ConnMaxLifetime
+	if life <= 0 {
+		life = 30 * time.Minute
+	}
+	db.SetConnMaxLifetime(life)
+	return &Store{flavor: flavorPostgres, w: db, r: db}, nil
+}
+
+func idle(opts Options, open int) int {
+	if opts.MaxIdleConns > 0 && opts.MaxIdleConns <= open {
+		return opts.MaxIdleConns
+	}
+	return open
+}
+
+func constraintKind(f flavor, err error) constraint {
+	switch f {
+	case flavorSQLite:
+		var e *sqlite.Error
+		if errors.As(err, &e) {
+			switch e.Code() {
+			case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+				return constraintUnique
+			case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+				return constraintForeignKey
+			}
+		}
+	case flavorPostgres:
+		var e *pgconn.PgError
+		if errors.As(err, &e) {
+			switch e.Code {
+			case "23505":
+				return constraintUnique
+			case "23503":
+				return constraintForeignKey
+			}
+		}
+	}
+	return constraintNone
+}

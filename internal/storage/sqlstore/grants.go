@@ -1,0 +1,147 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/castellan-auth/castellan/internal/storage"
+)
+
+const grantColumns = `id, client_id, user_id, sid, session_bound, scopes, auth_time, amr, dpop_jkt, created_at, expires_at, revoked_at`
+
+const refreshColumns = `hash, grant_id, generation, created_at, expires_at, used_at, child_hash`
+
+func scanGrant(row interface{ Scan(...any) error }) (storage.Grant, error) {
+	var g storage.Grant
+	var scopes, amr string
+	var auth, created, expires, revoked int64
+	err := row.Scan(&g.ID, &g.ClientID, &g.UserID, &g.SID, &g.SessionBound, &scopes, &auth, &amr, &g.DPoPJKT, &created, &expires, &revoked)
+	g.Scopes, g.AMR = splitList(scopes), splitList(amr)
+	g.AuthTime, g.CreatedAt, g.ExpiresAt, g.RevokedAt = tm(auth), tm(created), tm(expires), tm(revoked)
+	return g, err
+}
+
+// refreshWithGrant selects a refresh token joined with its grant; the grant
+// columns are prefixed so the join reads in one round trip.
+const refreshWithGrant = `SELECT r.hash, r.grant_id, r.generation, r.created_at, r.expires_at, r.used_at, r.child_hash,
+	g.id, g.client_id, g.user_id, g.sid, g.session_bound, g.scopes, g.auth_time, g.amr, g.dpop_jkt, g.created_at, g.expires_at, g.revoked_at
+	FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.hash = ?`
+
+func scanRefreshWithGrant(row interface{ Scan(...any) error }) (storage.RefreshToken, storage.Grant, error) {
+	var r storage.RefreshToken
+	var g storage.Grant
+	var rCreated, rExpires, rUsed int64
+	var scopes, amr string
+	var auth, created, expires, revoked int64
+	err := row.Scan(&r.Hash, &r.GrantID, &r.Generation, &rCreated, &rExpires, &rUsed, &r.ChildHash,
+		&g.ID, &g.ClientID, &g.UserID, &g.SID, &g.SessionBound, &scopes, &auth, &amr, &g.DPoPJKT, &created, &expires, &revoked)
+	r.CreatedAt, r.ExpiresAt, r.UsedAt = tm(rCreated), tm(rExpires), tm(rUsed)
+	g.Scopes, g.AMR = splitList(scopes), splitList(amr)
+	g.AuthTime, g.CreatedAt, g.ExpiresAt, g.RevokedAt = tm(auth), tm(created), tm(expires), tm(revoked)
+	return r, g, err
+}
+
+func (s *Store) CreateGrant(ctx context.Context, g storage.Grant, rt *storage.RefreshToken) error {
+	return s.inTx(ctx, func(t *tx) error { return t.createGrant(g, rt) })
+}
+
+func (t *tx) createGrant(g storage.Grant, rt *storage.RefreshToken) error {
+	if _, err := t.exec(`INSERT INTO grants (`+grantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		g.ID, g.ClientID, g.UserID, g.SID, g.SessionBound, joinList(g.Scopes), ts(g.AuthTime), joinList(g.AMR), g.DPoPJKT,
+		ts(g.CreatedAt), ts(g.ExpiresAt), ts(g.RevokedAt)); err != nil {
+		return err
+	}
+	if rt == nil {
+		return nil
+	}
+	if rt.GrantID != g.ID {
+		return fmt.Errorf("refresh token names grant %q, want %q", rt.GrantID, g.ID)
+	}
+	return t.insertRefresh(*rt)
+}
+
+func (t *tx) insertRefresh(rt storage.RefreshToken) error {
+	_, err := t.exec(`INSERT INTO refresh_tokens (`+refreshColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		rt.Hash, rt.GrantID, rt.Generation, ts(rt.CreatedAt), ts(rt.ExpiresAt), ts(rt.UsedAt), rt.ChildHash)
+	return err
+}
+
+func (s *Store) GetGrant(ctx context.Context, id string) (storage.Grant, error) {
+	g, err := scanGrant(s.queryRow(ctx, `SELECT `+grantColumns+` FROM grants WHERE id = ?`, id))
+	return g, s.mapErr(err)
+}
+
+func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error {
+	_, err := s.exec(ctx, `UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, ts(now), id)
+	return err
+}
+
+func (s *Store) ListGrantsByUser(ctx context.Context, userID string) ([]storage.Grant, error) {
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT `+grantColumns+` FROM grants WHERE user_id = ? ORDER BY created_at`), userID)
+	if err != nil {
+		return nil, s.mapErr(err)
+	}
+	defer rows.Close()
+	var out []storage.Grant
+	for rows.Next() {
+		g, err := scanGrant(rows)
+		if err != nil {
+			return nil, s.mapErr(err)
+		}
+		out = append(out, g)
+	}
+	return out, s.mapErr(rows.Err())
+}
+
+func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (storage.RefreshToken, storage.Grant, error) {
+	r, g, err := scanRefreshWithGrant(s.queryRow(ctx, refreshWithGrant, hash))
+	return r, g, s.mapErr(err)
+}
+
+// errRejected stands in when a RefreshFunc rejects a token without saying why.
+var errRejected = errors.New("refresh token rejected")
+
+func (s *Store) UseRefreshToken(ctx context.Context, hash []byte, decide storage.RefreshFunc) (storage.RefreshToken, storage.Grant, error) {
+	var r storage.RefreshToken
+	var g storage.Grant
+	err := s.inTx(ctx, func(t *tx) error {
+		var err error
+		r, g, err = scanRefreshWithGrant(t.queryRow(refreshWithGrant+t.s.forUpdate(), hash))
+		if err != nil {
+			return t.s.mapErr(err)
+		}
+		d := decide(r, g)
+		switch d.Action {
+		case storage.RefreshRotate:
+			if d.Next == nil || d.Next.GrantID != g.ID {
+				return fmt.Errorf("refresh rotation without a child of grant %q", g.ID)
+			}
+			if _, err := t.exec(`UPDATE refresh_tokens SET used_at = ?, child_hash = ? WHERE hash = ?`, ts(d.Next.CreatedAt), d.Next.Hash, hash); err != nil {
+				return err
+			}
+			return t.insertRefresh(*d.Next)
+		case storage.RefreshKeep:
+			if d.Next != nil {
+				_, err := t.exec(`UPDATE refresh_tokens SET expires_at = ? WHERE hash = ?`, ts(d.Next.ExpiresAt), hash)
+				return err
+			}
+			return nil
+		case storage.RefreshReturnChild:
+			return nil
+		case storage.RefreshRevoke:
+			if _, err := t.exec(`UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, ts(d.RevokeAt), g.ID); err != nil {
+				return err
+			}
+			// Fail closed: a refusal must never read as success to the caller.
+			return &keepErr{cmp.Or(d.Err, storage.ErrRevoked)}
+		case storage.RefreshReject:
+			return cmp.Or(d.Err, errRejected)
+		default:
+			return fmt.Errorf("unknown refresh action %d", d.Action)
+		}
+	})
+	return r, g, err
+}

@@ -1,0 +1,231 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/castellan-auth/castellan/internal/storage"
+	"github.com/castellan-auth/castellan/internal/storage/storagetest"
+)
+
+// backends names a DSN maker per flavor; PostgreSQL skips (or fails under CI)
+// unless CASTELLAN_TEST_POSTGRES is set.
+var backends = []struct {
+	name string
+	dsn  func(t *testing.T) string
+}{
+	{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "castellan.db") }},
+	{"postgres", func(t *testing.T) string { return storagetest.PostgresDSN(t) }},
+}
+
+// openStore opens a store on dsn and closes it when the test ends.
+func openStore(t *testing.T, dsn string, opts Options) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), dsn, opts)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", dsn, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			if b.name == "postgres" {
+				storagetest.RequirePostgres(t) // skip once, not in every subtest
+			}
+			storagetest.Run(t, func(t *testing.T) storage.Storage {
+				return openStore(t, b.dsn(t), Options{})
+			})
+		})
+	}
+}
+
+func TestSQLitePath(t *testing.T) {
+	for _, tc := range []struct{ dsn, want string }{
+		{"sqlite:///var/lib/castellan/castellan.db", "/var/lib/castellan/castellan.db"},
+		{"sqlite://data/castellan.db", "data/castellan.db"},
+		{"sqlite:castellan.db", "castellan.db"},
+		{"sqlite:/abs.db", "/abs.db"},
+		{"sqlite:./dir/../castellan.db", "castellan.db"},
+		{"sqlite:////double.db", "/double.db"},
+	} {
+		if got := sqlitePath(tc.dsn); got != tc.want {
+			t.Errorf("sqlitePath(%q): got %q, want %q", tc.dsn, got, tc.want)
+		}
+	}
+}
+
+func TestOpenRejectsUnknownScheme(t *testing.T) {
+	_, err := Open(t.Context(), "mysql://root:hunter2@localhost/db", Options{})
+	if err == nil {
+		t.Fatal("Open(mysql://…): got nil error, want one")
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("Open error leaks the password: %v", err)
+	}
+}
+
+// The SQLite file must be in WAL mode with foreign keys enforced on every
+// connection, the writer's and each reader's.
+func TestSQLitePragmas(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "castellan.db")
+	s := openStore(t, "sqlite://"+path, Options{MaxOpenConns: 3})
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database file: %v", err)
+	}
+	var conns []*sql.Conn
+	for _, db := range []*sql.DB{s.w, s.r, s.r, s.r} { // hold three readers at once
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatalf("Conn: %v", err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	for i, c := range conns {
+		for _, p := range []struct{ pragma, want string }{{"journal_mode", "wal"}, {"foreign_keys", "1"}} {
+			var got string
+			if err := c.QueryRowContext(ctx, "PRAGMA "+p.pragma).Scan(&got); err != nil {
+				t.Fatalf("connection %d: PRAGMA %s: %v", i, p.pragma, err)
+			}
+			if got != p.want {
+				t.Errorf("connection %d: PRAGMA %s: got %q, want %q", i, p.pragma, got, p.want)
+			}
+		}
+	}
+}
+
+// A path with characters that mean something in a URI (?, #, %) names the
+// file it says, not a truncated one.
+func TestSQLiteSpecialPath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "odd ?#%41 dir", "castellan.db")
+	s := openStore(t, "sqlite://"+path, Options{})
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("database file at %q: %v", path, err)
+	}
+}
+
+func TestOpenAppliesMigrations(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			dsn := b.dsn(t)
+			s := openStore(t, dsn, Options{SkipMigrations: true})
+			wantApplied(t, s, false)
+			s.Close()
+
+			s = openStore(t, dsn, Options{})
+			wantApplied(t, s, true)
+			if _, err := s.ListUsers(ctx); err != nil {
+				t.Errorf("ListUsers on the migrated schema: %v", err)
+			}
+			// Opening an up-to-date database again changes nothing.
+			wantApplied(t, openStore(t, dsn, Options{}), true)
+		})
+	}
+}
+
+func wantApplied(t *testing.T, s *Store, want bool) {
+	t.Helper()
+	st, err := s.Migrations(t.Context())
+	if err != nil {
+		t.Fatalf("Migrations: %v", err)
+	}
+	if len(st) == 0 {
+		t.Fatal("Migrations: got none, want the embedded ones")
+	}
+	for _, m := range st {
+		if m.Applied != want {
+			t.Errorf("migration %d (%s) applied: got %v, want %v", m.Version, m.Name, m.Applied, want)
+		}
+	}
+}
+
+// A database migrated by a newer Castellan is refused, with or without
+// migrating: this binary does not know what the newer schema means.
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			dsn := b.dsn(t)
+			s := openStore(t, dsn, Options{})
+			st, err := s.Migrations(ctx)
+			if err != nil {
+				t.Fatalf("Migrations: %v", err)
+			}
+			newer := st[len(st)-1].Version + 1
+			if _, err := s.exec(ctx, `INSERT INTO goose_db_version (version_id, is_applied) VALUES (?, ?)`, newer, true); err != nil {
+				t.Fatalf("record a newer version: %v", err)
+			}
+			s.Close()
+
+			for _, opts := range []Options{{}, {SkipMigrations: true}} {
+				s, err := Open(ctx, dsn, opts)
+				if err == nil {
+					s.Close()
+					t.Fatalf("Open(%+v) of a newer schema: got nil error, want one", opts)
+				}
+				if !strings.Contains(err.Error(), "newer") {
+					t.Errorf("Open(%+v) of a newer schema: got error %q, want it to mention \"newer\"", opts, err)
+				}
+			}
+		})
+	}
+}
+
+// A RefreshFunc that refuses without an error, or answers an action the store
+// does not know, must not read as success: the caller would issue tokens.
+func TestRefreshRefusalFailsClosed(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, "sqlite://"+filepath.Join(t.TempDir(), "castellan.db"), Options{})
+	now := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	if err := s.CreateUser(ctx, storage.User{ID: "u", Username: "u", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpsertClient(ctx, storage.Client{ID: "c", TokenEndpointAuthMethod: "none", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	rt := storage.RefreshToken{Hash: []byte("rt"), GrantID: "g", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := s.CreateGrant(ctx, storage.Grant{ID: "g", ClientID: "c", UserID: "u", CreatedAt: now}, &rt); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []storage.RefreshDecision{
+		{Action: storage.RefreshReject},
+		{Action: storage.RefreshAction(99)},
+		{Action: storage.RefreshRevoke, RevokeAt: now},
+	} {
+		_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant) storage.RefreshDecision { return d })
+		if err == nil {
+			t.Errorf("UseRefreshToken(action %d, no Err): got nil error, want one", d.Action)
+		}
+	}
+	if _, g, _ := s.GetRefreshToken(ctx, rt.Hash); g.RevokedAt.IsZero() {
+		t.Errorf("RefreshRevoke without Err: grant not revoked")
+	}
+}
+
+// goose holds its PostgreSQL advisory lock on a connection of the pool: Open
+// must not need a second one, or a pool of one deadlocks.
+func TestOpenPostgresSingleConnection(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	s, err := Open(ctx, storagetest.PostgresDSN(t), Options{MaxOpenConns: 1})
+	if err != nil {
+		t.Fatalf("Open with MaxOpenConns 1: %v", err)
+	}
+	defer s.Close()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}

@@ -1,0 +1,299 @@
+// Package sqlstore implements storage.Storage on SQL databases: SQLite through
+// modernc.org/sqlite (pure Go, the embedded default) and PostgreSQL through
+// jackc/pgx/v5 (for several nodes sharing one database).
+//
+// Both flavors share every query; they differ only in placeholders, row locks
+// and how constraint violations are reported. Queries are written with "?"
+// placeholders and rewritten once for PostgreSQL.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/castellan-auth/castellan/internal/storage"
+)
+
+type flavor int
+
+const (
+	flavorSQLite flavor = iota
+	flavorPostgres
+)
+
+func (f flavor) String() string {
+	if f == flavorPostgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// Options tune a Store. The zero value is a sensible default.
+type Options struct {
+	// MaxOpenConns bounds the PostgreSQL pool (default 20) or the SQLite reader
+	// pool (default 8). SQLite always has exactly one writer connection.
+	MaxOpenConns int
+	// MaxIdleConns defaults to MaxOpenConns.
+	MaxIdleConns int
+	// ConnMaxLifetime recycles PostgreSQL connections (default 30m).
+	ConnMaxLifetime time.Duration
+	// SkipMigrations opens the store without applying pending migrations; Open
+	// still refuses a schema newer than this binary knows.
+	SkipMigrations bool
+}
+
+// Store is a storage.Storage on SQLite or PostgreSQL.
+type Store struct {
+	flavor flavor
+	// w takes every write transaction; r serves reads. For SQLite, w has one
+	// connection so writers queue in Go instead of spinning on SQLITE_BUSY; for
+	// PostgreSQL both are the same pool.
+	w, r *sql.DB
+
+	rebound sync.Map // query text with ? → flavor's text
+}
+
+var _ storage.Storage = (*Store)(nil)
+
+// Open connects to the database named by dsn, applies pending migrations unless
+// told not to, and returns the store. Accepted forms:
+//
+//	sqlite:///absolute/path.db   sqlite://relative/path.db   sqlite:relative.db
+//	postgres://user@host:5432/db?sslmode=disable            (also postgresql://)
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	s, err := open(dsn, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.w.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("connect to %s: %w", s.flavor, err)
+	}
+	m, err := s.migrator()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if !opts.SkipMigrations {
+		if _, err := m.Up(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("migrate %s: %w", s.flavor, err)
+		}
+	}
+	if err := checkSchemaVersion(ctx, m); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func open(dsn string, opts Options) (*Store, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		return openSQLite(sqlitePath(dsn), opts)
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return openPostgres(dsn, opts)
+	default:
+		return nil, fmt.Errorf("storage %q: want sqlite:PATH or postgres://…", redactDSN(dsn))
+	}
+}
+
+// sqlitePath turns sqlite:///abs, sqlite://rel and sqlite:rel into a file path.
+func sqlitePath(dsn string) string {
+	p := strings.TrimPrefix(dsn, "sqlite:")
+	if strings.HasPrefix(p, "//") {
+		p = p[2:] // "///abs" → "/abs", "//rel" → "rel"
+	}
+	return filepath.Clean(p)
+}
+
+// redactDSN hides a password in a connection string before it reaches an error.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// Close releases the connections.
+func (s *Store) Close() error {
+	err := s.w.Close()
+	if s.r != s.w {
+		err = errors.Join(err, s.r.Close())
+	}
+	return err
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	return s.mapErr(s.r.QueryRowContext(ctx, "SELECT 1").Scan(&one))
+}
+
+// q returns the query text for this flavor.
+func (s *Store) q(query string) string {
+	if s.flavor == flavorSQLite {
+		return query
+	}
+	if v, ok := s.rebound.Load(query); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range query {
+		if c == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(c)
+	}
+	s.rebound.Store(query, b.String())
+	return b.String()
+}
+
+// forUpdate is the row-lock suffix of a SELECT inside a write transaction.
+// SQLite needs none: its write transactions are exclusive (BEGIN IMMEDIATE).
+func (s *Store) forUpdate() string {
+	if s.flavor == flavorPostgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	res, err := s.w.ExecContext(ctx, s.q(query), args...)
+	return res, s.mapErr(err)
+}
+
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return s.r.QueryRowContext(ctx, s.q(query), args...)
+}
+
+// inTx runs fn in one write transaction, committing only if fn returns nil or an
+// error wrapped by keepErr (a decision that must still be stored).
+func (s *Store) inTx(ctx context.Context, fn func(tx *tx) error) error {
+	sqlTx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return s.mapErr(err)
+	}
+	t := &tx{s: s, tx: sqlTx, ctx: ctx}
+	ferr := fn(t)
+	var keep *keepErr
+	if ferr != nil && !errors.As(ferr, &keep) {
+		sqlTx.Rollback()
+		return ferr
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return s.mapErr(err)
+	}
+	if keep != nil {
+		return keep.err
+	}
+	return nil
+}
+
+// keepErr is returned from an inTx function to commit what it did and still
+// return err to the caller.
+type keepErr struct{ err error }
+
+func (k *keepErr) Error() string { return k.err.Error() }
+
+type tx struct {
+	s   *Store
+	tx  *sql.Tx
+	ctx context.Context
+}
+
+func (t *tx) exec(query string, args ...any) (sql.Result, error) {
+	res, err := t.tx.ExecContext(t.ctx, t.s.q(query), args...)
+	return res, t.s.mapErr(err)
+}
+
+func (t *tx) queryRow(query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(t.ctx, t.s.q(query), args...)
+}
+
+func (t *tx) query(query string, args ...any) (*sql.Rows, error) {
+	rows, err := t.tx.QueryContext(t.ctx, t.s.q(query), args...)
+	return rows, t.s.mapErr(err)
+}
+
+// mapErr turns driver errors into storage's named errors; everything else is
+// wrapped without the driver's details leaking into the error type.
+func (s *Store) mapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return storage.ErrNotFound
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	switch constraintKind(s.flavor, err) {
+	case constraintUnique:
+		return storage.ErrConflict
+	case constraintForeignKey:
+		return storage.ErrNotFound
+	}
+	return fmt.Errorf("%s: %v", s.flavor, err)
+}
+
+type constraint int
+
+const (
+	constraintNone constraint = iota
+	constraintUnique
+	constraintForeignKey
+)
+
+// mustAffect returns ErrNotFound when an update or delete touched no row.
+func mustAffect(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}
+
+// Times are stored as Unix nanoseconds; zero time is 0.
+func ts(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func tm(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// Lists of space-free words (scopes, amr values) are stored space-separated.
+func joinList(l []string) string { return strings.Join(l, " ") }
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Fields(s)
+}

@@ -1,0 +1,182 @@
+package storage
+
+import (
+	"context"
+	"time"
+)
+
+// Storage is everything Castellan persists. Backends: sqlstore (SQLite, PostgreSQL).
+type Storage interface {
+	Users
+	Sessions
+	Clients
+	Consents
+	PendingRequests
+	AuthCodes
+	Grants
+	SigningKeys
+	Throttles
+	ReplayCache
+
+	// Ping reports whether the backend answers.
+	Ping(ctx context.Context) error
+	// DeleteExpired removes records whose lifetime ended before now (codes, pending
+	// requests, refresh tokens, replay entries, stale throttle counters). Sessions
+	// are ended through DeleteExpiredSessions so that their ending can be announced.
+	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
+	Close() error
+}
+
+// Users stores people who sign in.
+type Users interface {
+	// CreateUser returns ErrConflict if the username is taken (case-insensitively).
+	CreateUser(ctx context.Context, u User) error
+	// UpdateUser replaces every field but ID and CreatedAt; ErrConflict on a taken username.
+	UpdateUser(ctx context.Context, u User) error
+	GetUser(ctx context.Context, id string) (User, error)
+	// GetUserByUsername matches case-insensitively.
+	GetUserByUsername(ctx context.Context, username string) (User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+	// DeleteUser removes the user with their sessions, consents and grants, and
+	// returns the sessions that ended.
+	DeleteUser(ctx context.Context, id string) ([]Session, error)
+	// DisableUser marks the user disabled, ends their sessions and revokes their
+	// grants in one transaction, returning the sessions that ended.
+	DisableUser(ctx context.Context, id string, now time.Time) ([]Session, error)
+	EnableUser(ctx context.Context, id string, now time.Time) error
+}
+
+// Sessions stores SSO sessions.
+type Sessions interface {
+	CreateSession(ctx context.Context, s Session) error
+	// GetSession reads exactly one row by the hash of the cookie value.
+	GetSession(ctx context.Context, idHash []byte) (Session, error)
+	GetSessionBySID(ctx context.Context, sid string) (Session, error)
+	// TouchSession records activity for the idle timeout.
+	TouchSession(ctx context.Context, idHash []byte, at time.Time) error
+	// DeleteSession ends the session and revokes the grants bound to it in one
+	// transaction; it returns the session that ended.
+	DeleteSession(ctx context.Context, idHash []byte, now time.Time) (Session, error)
+	// DeleteExpiredSessions ends (as DeleteSession does) at most limit sessions
+	// whose LastActiveAt is not after idleAt (idle timeout reached) or whose
+	// ExpiresAt is not after now (absolute timeout reached).
+	DeleteExpiredSessions(ctx context.Context, idleAt, now time.Time, limit int) ([]Session, error)
+	ListSessionsByUser(ctx context.Context, userID string) ([]Session, error)
+}
+
+// Clients stores registered OAuth clients.
+type Clients interface {
+	// UpsertClient creates the client or replaces every field but CreatedAt.
+	UpsertClient(ctx context.Context, c Client) error
+	GetClient(ctx context.Context, id string) (Client, error)
+	ListClients(ctx context.Context) ([]Client, error)
+	DeleteClient(ctx context.Context, id string) error
+}
+
+// Consents remembers what users granted to clients.
+type Consents interface {
+	GetConsent(ctx context.Context, userID, clientID string) (Consent, error)
+	// SaveConsent replaces the stored scopes for the user and client.
+	SaveConsent(ctx context.Context, c Consent) error
+	DeleteConsent(ctx context.Context, userID, clientID string) error
+}
+
+// PendingRequests keeps authorization requests across the sign-in and consent pages.
+type PendingRequests interface {
+	CreatePendingRequest(ctx context.Context, p PendingRequest) error
+	// GetPendingRequest returns ErrNotFound for unknown or expired requests.
+	GetPendingRequest(ctx context.Context, idHash []byte, now time.Time) (PendingRequest, error)
+	// ConsumePendingRequest deletes and returns the request atomically; of two
+	// concurrent calls exactly one succeeds.
+	ConsumePendingRequest(ctx context.Context, idHash []byte, now time.Time) (PendingRequest, error)
+}
+
+// RedeemFunc validates a code being redeemed and returns the grant (and optional
+// first refresh token) to create. It runs inside the redeeming transaction and
+// must do no I/O. An error it returns is passed through; the code stays used.
+type RedeemFunc func(AuthCode) (Grant, *RefreshToken, error)
+
+// AuthCodes stores authorization codes.
+type AuthCodes interface {
+	CreateAuthCode(ctx context.Context, c AuthCode) error
+	// RedeemAuthCode marks the code used and stores what issue returns, atomically.
+	// A code presented a second time returns ErrAlreadyUsed (with the code) and
+	// revokes the grant the first redemption created; an unknown or expired code
+	// returns ErrNotFound.
+	RedeemAuthCode(ctx context.Context, codeHash []byte, now time.Time, issue RedeemFunc) (AuthCode, error)
+}
+
+// RefreshAction is what the grant domain decided about a presented refresh token.
+type RefreshAction int
+
+const (
+	// RefreshReject refuses the token and changes nothing.
+	RefreshReject RefreshAction = iota
+	// RefreshRotate marks the token used and stores Next as its child.
+	RefreshRotate
+	// RefreshReturnChild answers with the already stored child (grace window).
+	RefreshReturnChild
+	// RefreshKeep uses the token again without rotation (confidential clients).
+	RefreshKeep
+	// RefreshRevoke revokes the whole grant (reuse detected).
+	RefreshRevoke
+)
+
+// RefreshDecision is returned by a RefreshFunc.
+type RefreshDecision struct {
+	Action RefreshAction
+	// Next is the child for RefreshRotate; for RefreshKeep, a non-nil Next carries
+	// the token's new idle expiry in ExpiresAt.
+	Next *RefreshToken
+	// RevokeAt is the revocation time for RefreshRevoke.
+	RevokeAt time.Time
+	// Err is returned to the caller for RefreshReject and RefreshRevoke.
+	Err error
+}
+
+// RefreshFunc decides what to do with a presented refresh token, inside the
+// transaction that applies the decision. It must do no I/O.
+type RefreshFunc func(RefreshToken, Grant) RefreshDecision
+
+// Grants stores grants and their refresh-token families.
+type Grants interface {
+	// CreateGrant stores a grant and, optionally, its first refresh token.
+	CreateGrant(ctx context.Context, g Grant, rt *RefreshToken) error
+	GetGrant(ctx context.Context, id string) (Grant, error)
+	// RevokeGrant marks the grant revoked; revoking twice or an unknown grant is not an error.
+	RevokeGrant(ctx context.Context, id string, now time.Time) error
+	// GetRefreshToken returns the token with its grant.
+	GetRefreshToken(ctx context.Context, hash []byte) (RefreshToken, Grant, error)
+	// UseRefreshToken locks the token and its grant, asks decide what to do, and
+	// applies the decision atomically. It returns the token presented and its grant.
+	UseRefreshToken(ctx context.Context, hash []byte, decide RefreshFunc) (RefreshToken, Grant, error)
+	ListGrantsByUser(ctx context.Context, userID string) ([]Grant, error)
+}
+
+// SigningKeys stores JOSE signing keys.
+type SigningKeys interface {
+	CreateSigningKey(ctx context.Context, k SigningKey) error
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	// UpdateSigningKey sets the schedule fields (ActivatesAt, RetiresAt, ExpiresAt).
+	UpdateSigningKey(ctx context.Context, k SigningKey) error
+	DeleteSigningKey(ctx context.Context, kid string) error
+}
+
+// Throttles counts failed sign-in attempts.
+type Throttles interface {
+	GetThrottle(ctx context.Context, key string) (ThrottleState, error)
+	// AddFailure increments the counter atomically, starting over from one when the
+	// last failure was before resetBefore, and returns the new state.
+	AddFailure(ctx context.Context, key string, now, resetBefore time.Time) (ThrottleState, error)
+	ClearThrottle(ctx context.Context, key string) error
+}
+
+// ReplayCache remembers one-time identifiers (jti of client assertions and DPoP
+// proofs, revoked access-token ids) until they expire.
+type ReplayCache interface {
+	// Remember stores key until expiresAt; ErrConflict if it is already remembered
+	// and not yet expired at now.
+	Remember(ctx context.Context, key string, expiresAt, now time.Time) error
+	// Remembered reports whether key is stored and not expired at now.
+	Remembered(ctx context.Context, key string, now time.Time) (bool, error)
+}

@@ -1,0 +1,114 @@
+package web
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Static serves the embedded stylesheet (and any other static asset).
+func Static() http.Handler {
+	sub, _ := fs.Sub(staticFS, "static")
+	files := http.FileServerFS(sub)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		files.ServeHTTP(w, r)
+	})
+}
+
+// Pages renders the server-side pages.
+type Pages struct {
+	base string
+	tmpl map[string]*template.Template
+	log  *slog.Logger
+}
+
+// NewPages parses the embedded templates. base is the path prefix of the
+// issuer (e.g. "/auth"), so pages link correctly under a sub-path.
+func NewPages(base string, log *slog.Logger) (*Pages, error) {
+	p := &Pages{base: strings.TrimSuffix(base, "/"), tmpl: map[string]*template.Template{}, log: log}
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		name := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+		if name == "layout" {
+			continue
+		}
+		t, err := template.ParseFS(templateFS, "templates/layout.html", n)
+		if err != nil {
+			return nil, err
+		}
+		p.tmpl[name] = t
+	}
+	return p, nil
+}
+
+// View is the data every page gets.
+type View struct {
+	Title     string
+	Base      string
+	CSRF      string
+	RequestID string
+	Page      any
+}
+
+// PageOptions adjust the headers of one page.
+type PageOptions struct {
+	// FormActions are the origins forms on the page may submit to (and redirects
+	// after a submission may go to) besides 'self'.
+	FormActions []string
+}
+
+// Render writes a page with status. Pages are never cached and never framed.
+func (p *Pages) Render(w http.ResponseWriter, r *http.Request, status int, name string, v View, opt PageOptions) {
+	t, ok := p.tmpl[name]
+	if !ok {
+		p.log.Error("no such page template", "name", name)
+		http.Error(w, "internal server error", http.StatusInternalServerError)
+		return
+	}
+	v.Base = p.base
+	v.RequestID = RequestID(r.Context())
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", v); err != nil {
+		p.log.Error("render page", "name", name, "err", err)
+		http.Error(w, "internal server error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	// form-action also governs redirects that follow a form submission, so a
+	// sign-in that ends at a client's redirect URI must name that origin.
+	formAction := "'self'"
+	for _, o := range opt.FormActions {
+		formAction += " " + o
+	}
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
+	NoStore(w)
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// ErrorPage is the data of the error page.
+type ErrorPage struct {
+	Message    string
+	Detail     string
+	RetryAfter string
+}
+
+// Error renders the error page.
+func (p *Pages) Error(w http.ResponseWriter, r *http.Request, status int, title string, e ErrorPage) {
+	p.Render(w, r, status, "error", View{Title: title, Page: e}, PageOptions{})
+}
