@@ -70,6 +70,9 @@ type Tokens struct {
 	// time get the very same child back (two tabs refreshing at once). 0 = off.
 	RefreshTokenGrace    Duration `yaml:"refresh_token_grace"`
 	AuthorizationCodeTTL Duration `yaml:"authorization_code_ttl"`
+	// Audience is the "aud" of access tokens: the resource indicators of the
+	// APIs that accept them (RFC 9068 §3). Default: the issuer.
+	Audience []string `yaml:"audience"`
 }
 
 // Signing configures JOSE signing keys.

@@ -73,6 +73,11 @@ func (c *Config) Validate() []string {
 		v.add("tokens.authorization_code_ttl", "at most 10m (RFC 6749 §4.1.2)")
 	}
 
+	for i, a := range c.Tokens.Audience {
+		if u, err := url.Parse(a); a == "" || err != nil || (u.Scheme == "" && !strings.Contains(a, ":")) {
+			v.add(fmt.Sprintf("tokens.audience[%d]", i), "want an absolute URI, got %q", a)
+		}
+	}
 	if len(c.Signing.Algorithms) == 0 {
 		v.add("signing.algorithms", "list at least one of %s", strings.Join(oauth.SigningAlgorithms, ", "))
 	}

@@ -8,22 +8,30 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/castellan-auth/castellan/internal/authorize"
 	"github.com/castellan-auth/castellan/internal/login"
 	"github.com/castellan-auth/castellan/internal/oauth"
 	"github.com/castellan-auth/castellan/internal/oidc"
+	"github.com/castellan-auth/castellan/internal/token"
+	"github.com/castellan-auth/castellan/internal/userinfo"
 	"github.com/castellan-auth/castellan/internal/web"
 )
 
 // Paths of the provider's endpoints, relative to the issuer.
 const (
-	pathDiscovery = "/.well-known/openid-configuration"
-	pathJWKS      = "/jwks"
+	pathDiscovery  = "/.well-known/openid-configuration"
+	pathJWKS       = "/jwks"
+	pathAuthorize  = "/authorize"
+	pathToken      = "/token"
+	pathUserinfo   = "/userinfo"
+	pathRevoke     = "/revoke"
+	pathIntrospect = "/introspect"
 )
 
 // maxBody bounds every request body: no form or JSON we accept comes near it.
 const maxBody = 64 << 10
 
-func (s *Server) routes(lh *login.Handler) http.Handler {
+func (s *Server) routes(lh *login.Handler, az *authorize.Handler, te *token.Endpoint, ui *userinfo.Endpoint) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
@@ -31,6 +39,9 @@ func (s *Server) routes(lh *login.Handler) http.Handler {
 	mux.HandleFunc("GET "+pathJWKS, s.jwks)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", web.Static()))
 	lh.Mount(mux)
+	az.Mount(mux, pathAuthorize)
+	te.Mount(mux, pathToken, pathRevoke, pathIntrospect)
+	ui.Mount(mux, pathUserinfo)
 
 	var h http.Handler = mux
 	if s.base != "" {
@@ -54,15 +65,51 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ok\n"))
 }
 
-// metadata is the discovery document for what is mounted.
+// metadata is the discovery document: exactly what is mounted.
 func (s *Server) metadata() oidc.Metadata {
-	return oidc.Metadata{
-		Issuer:                           s.cfg.Issuer,
-		JWKSURI:                          s.URL(pathJWKS),
-		ResponseTypesSupported:           []string{oauth.ResponseCode},
-		SubjectTypesSupported:            []string{"public"},
-		IDTokenSigningAlgValuesSupported: s.cfg.Signing.Algorithms,
+	secretMethods := []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost}
+	responseTypes := []string{oauth.ResponseCode}
+	grantTypes := []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials}
+	if s.implicitInUse() {
+		responseTypes = append(responseTypes, oauth.ResponseIDTokenToken, oauth.ResponseIDToken, oauth.ResponseToken)
+		grantTypes = append(grantTypes, oauth.GrantImplicit)
 	}
+	return oidc.Metadata{
+		Issuer:                                     s.cfg.Issuer,
+		AuthorizationEndpoint:                      s.URL(pathAuthorize),
+		TokenEndpoint:                              s.URL(pathToken),
+		UserinfoEndpoint:                           s.URL(pathUserinfo),
+		JWKSURI:                                    s.URL(pathJWKS),
+		RevocationEndpoint:                         s.URL(pathRevoke),
+		IntrospectionEndpoint:                      s.URL(pathIntrospect),
+		ScopesSupported:                            oidc.Scopes,
+		ResponseTypesSupported:                     responseTypes,
+		ResponseModesSupported:                     []string{authorize.ModeQuery, authorize.ModeFragment, authorize.ModeFormPost},
+		GrantTypesSupported:                        grantTypes,
+		SubjectTypesSupported:                      []string{"public"},
+		IDTokenSigningAlgValuesSupported:           s.cfg.Signing.Algorithms,
+		TokenEndpointAuthMethodsSupported:          append([]string{oauth.AuthNone}, secretMethods...),
+		RevocationEndpointAuthMethodsSupported:     append([]string{oauth.AuthNone}, secretMethods...),
+		IntrospectionEndpointAuthMethodsSupported:  secretMethods,
+		ClaimsSupported:                            oidc.Claims,
+		ClaimsParameterSupported:                   false,
+		RequestParameterSupported:                  false,
+		RequestURIParameterSupported:               false,
+		CodeChallengeMethodsSupported:              []string{oauth.PKCES256},
+		AuthorizationResponseIssParameterSupported: true,
+		PromptValuesSupported:                      []string{authorize.PromptNone, authorize.PromptLogin, authorize.PromptConsent, authorize.PromptSelectAccount},
+	}
+}
+
+// implicitInUse reports whether any declared client uses the implicit grant;
+// discovery advertises it only then.
+func (s *Server) implicitInUse() bool {
+	for _, c := range s.cfg.Clients {
+		if oauth.Contains(c.GrantTypes, oauth.GrantImplicit) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {

@@ -12,17 +12,22 @@ import (
 	"strings"
 	"time"
 
+	"github.com/castellan-auth/castellan/internal/authorize"
 	"github.com/castellan-auth/castellan/internal/client"
 	"github.com/castellan-auth/castellan/internal/clock"
 	"github.com/castellan-auth/castellan/internal/config"
+	"github.com/castellan-auth/castellan/internal/grant"
 	"github.com/castellan-auth/castellan/internal/identity"
 	"github.com/castellan-auth/castellan/internal/login"
 	"github.com/castellan-auth/castellan/internal/metrics"
+	"github.com/castellan-auth/castellan/internal/mint"
 	"github.com/castellan-auth/castellan/internal/seal"
 	"github.com/castellan-auth/castellan/internal/session"
 	"github.com/castellan-auth/castellan/internal/signing"
 	"github.com/castellan-auth/castellan/internal/storage"
 	"github.com/castellan-auth/castellan/internal/throttle"
+	"github.com/castellan-auth/castellan/internal/token"
+	"github.com/castellan-auth/castellan/internal/userinfo"
 	"github.com/castellan-auth/castellan/internal/web"
 )
 
@@ -51,6 +56,8 @@ type Server struct {
 	Sessions *session.Manager
 	Users    *identity.Directory
 	Secrets  client.Secrets
+	Grants   *grant.Service
+	Mint     *mint.Minter
 }
 
 // New builds the provider: it makes sure signing keys exist and provisions the
@@ -98,15 +105,41 @@ func New(ctx context.Context, d Deps) (*Server, error) {
 		return nil, err
 	}
 
+	audience := cfg.Tokens.Audience
+	if len(audience) == 0 {
+		audience = []string{cfg.Issuer}
+	}
+	s.Mint = mint.New(s.Keys, cfg.Issuer, audience)
+	s.Grants = grant.New(d.Store, s.Sessions, d.Clock, d.Master, grant.Policy{
+		CodeTTL:         cfg.Tokens.AuthorizationCodeTTL.D(),
+		AccessTTL:       cfg.Tokens.AccessTokenTTL.D(),
+		RefreshIdle:     cfg.Tokens.RefreshTokenIdleTTL.D(),
+		RefreshAbsolute: cfg.Tokens.RefreshTokenAbsoluteTTL.D(),
+		Grace:           cfg.Tokens.RefreshTokenGrace.D(),
+	})
+
 	pages, err := web.NewPages(s.base, d.Log)
 	if err != nil {
 		return nil, err
 	}
 	csrf := web.NewCSRF(d.Master, s.https)
+	cookie := session.Cookie{Secure: s.https}
+	az := &authorize.Handler{
+		Issuer: cfg.Issuer, Base: s.base, Store: d.Store, Users: s.Users, Sessions: s.Sessions,
+		Cookie: cookie, CSRF: csrf, Pages: pages, Grants: s.Grants, Mint: s.Mint,
+		Algorithms: cfg.Signing.Algorithms, IDTokenTTL: cfg.Tokens.IDTokenTTL.D(), Clock: d.Clock, Log: d.Log,
+		PendingTTL: pendingTTL,
+	}
+	te := &token.Endpoint{
+		Auth: client.NewAuthenticator(d.Store, s.Secrets), Grants: s.Grants, Mint: s.Mint, Users: d.Store,
+		Algorithms: cfg.Signing.Algorithms, IDTokenTTL: cfg.Tokens.IDTokenTTL.D(), Clock: d.Clock,
+		Metrics: s.Metrics, Log: d.Log,
+	}
+	ui := &userinfo.Endpoint{Mint: s.Mint, Grants: s.Grants, Users: d.Store, Clock: d.Clock, Log: d.Log}
 	lh := &login.Handler{
 		Directory: s.Users,
 		Sessions:  s.Sessions,
-		Cookie:    session.Cookie{Secure: s.https},
+		Cookie:    cookie,
 		Throttle: throttle.New(d.Store, d.Clock, throttle.Policy{
 			AccountFailures: cfg.Throttle.AccountFailures, AddressFailures: cfg.Throttle.AddressFailures,
 			BaseDelay: cfg.Throttle.BaseDelay.D(), MaxDelay: cfg.Throttle.MaxDelay.D(), ResetAfter: cfg.Throttle.ResetAfter.D(),
@@ -117,8 +150,9 @@ func New(ctx context.Context, d Deps) (*Server, error) {
 		Metrics:  s.Metrics,
 		Log:      d.Log,
 		Base:     s.base,
+		Pending:  az,
 	}
-	s.handler = s.routes(lh)
+	s.handler = s.routes(lh, az, te, ui)
 	return s, nil
 }
 
@@ -193,6 +227,9 @@ func (s *Server) Run(ctx context.Context) {
 		}
 	}
 }
+
+// pendingTTL is how long a person has to sign in and consent.
+const pendingTTL = 15 * time.Minute
 
 // sweepInterval finds expired sessions within a small fraction of the idle
 // timeout, between 1 and 30 seconds.

@@ -140,7 +140,9 @@ type RefreshFunc func(RefreshToken, Grant) RefreshDecision
 
 // Grants stores grants and their refresh-token families.
 type Grants interface {
-	// CreateGrant stores a grant and, optionally, its first refresh token.
+	// CreateGrant stores a grant and, optionally, its first refresh token. A
+	// session-bound grant whose session no longer exists is refused with
+	// ErrNotFound (so is RedeemAuthCode issuing one).
 	CreateGrant(ctx context.Context, g Grant, rt *RefreshToken) error
 	GetGrant(ctx context.Context, id string) (Grant, error)
 	// RevokeGrant marks the grant revoked; revoking twice or an unknown grant is not an error.

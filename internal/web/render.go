@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+
+	"github.com/castellan-auth/castellan/internal/opaque"
 )
 
 //go:embed templates/*.html
@@ -61,7 +63,9 @@ type View struct {
 	Base      string
 	CSRF      string
 	RequestID string
-	Page      any
+	// Nonce allows the page's own inline script (CSP script-src 'nonce-…').
+	Nonce string
+	Page  any
 }
 
 // PageOptions adjust the headers of one page.
@@ -69,6 +73,11 @@ type PageOptions struct {
 	// FormActions are the origins forms on the page may submit to (and redirects
 	// after a submission may go to) besides 'self'.
 	FormActions []string
+	// Script allows the page's nonce-tagged inline script.
+	Script bool
+	// FrameAncestors, when set, are the origins that may frame the page instead
+	// of none (only the silent-authentication answer).
+	FrameAncestors []string
 }
 
 // Render writes a page with status. Pages are never cached and never framed.
@@ -81,6 +90,9 @@ func (p *Pages) Render(w http.ResponseWriter, r *http.Request, status int, name 
 	}
 	v.Base = p.base
 	v.RequestID = RequestID(r.Context())
+	if opt.Script {
+		v.Nonce = opaque.ID()
+	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", v); err != nil {
 		p.log.Error("render page", "name", name, "err", err)
@@ -95,7 +107,17 @@ func (p *Pages) Render(w http.ResponseWriter, r *http.Request, status int, name 
 	for _, o := range opt.FormActions {
 		formAction += " " + o
 	}
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
+	csp := "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action " + formAction + "; base-uri 'none'"
+	if opt.Script {
+		csp += "; script-src 'nonce-" + v.Nonce + "'"
+	}
+	if len(opt.FrameAncestors) > 0 {
+		csp += "; frame-ancestors " + strings.Join(opt.FrameAncestors, " ")
+		h.Del("X-Frame-Options")
+	} else {
+		csp += "; frame-ancestors 'none'"
+	}
+	h.Set("Content-Security-Policy", csp)
 	NoStore(w)
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())

@@ -23,7 +23,10 @@ import (
 )
 
 // Start is the fake clock's initial time in every test server.
-var Start = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+// It is the real time at start-up (truncated to the second), so that real
+// client libraries and browsers, which check expiry against their own clock,
+// accept the tokens.
+var Start = time.Now().UTC().Truncate(time.Second)
 
 // Env is a running provider.
 type Env struct {
@@ -135,4 +138,37 @@ func (e *Env) Browser() *http.Client {
 			return http.ErrUseLastResponse
 		},
 	}
+}
+
+// Clients that tests commonly need: a public single-page app, a confidential
+// web app that needs consent, and a service using client credentials.
+const (
+	SPARedirect = "http://127.0.0.1:9100/callback"
+	WebRedirect = "https://web.example/callback"
+	WebSecret   = "web-secret-0123456789abcdef0123456789"
+	SvcSecret   = "svc-secret-0123456789abcdef0123456789"
+)
+
+// WithClients adds the spa, web and svc clients to cfg.
+func WithClients(cfg *config.Config) *config.Config {
+	cfg.Clients = append(cfg.Clients,
+		config.Client{
+			ClientID: "spa", ClientName: "Demo SPA", TokenEndpointAuthMethod: "none",
+			RedirectURIs: []string{SPARedirect}, PostLogoutRedirectURIs: []string{"http://127.0.0.1:9100/"},
+			AllowedOrigins: []string{"http://127.0.0.1:9100"},
+			GrantTypes:     []string{"authorization_code", "refresh_token"},
+			Scope:          "openid profile email offline_access", SkipConsent: true, IDTokenSignedResponseAlg: "ES256",
+		},
+		config.Client{
+			ClientID: "web", ClientName: "Web App", ClientSecret: WebSecret, TokenEndpointAuthMethod: "client_secret_basic",
+			RedirectURIs: []string{WebRedirect, "https://web.example/other"},
+			GrantTypes:   []string{"authorization_code", "refresh_token"},
+			Scope:        "openid profile email offline_access api:read",
+		},
+		config.Client{
+			ClientID: "svc", ClientSecret: SvcSecret, TokenEndpointAuthMethod: "client_secret_post",
+			GrantTypes: []string{"client_credentials"}, Scope: "api:read api:write",
+		},
+	)
+	return cfg
 }

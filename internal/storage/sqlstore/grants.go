@@ -49,6 +49,16 @@ func (s *Store) CreateGrant(ctx context.Context, g storage.Grant, rt *storage.Re
 }
 
 func (t *tx) createGrant(g storage.Grant, rt *storage.RefreshToken) error {
+	if g.SessionBound {
+		// The session must still exist when its grant is born: otherwise a code
+		// issued just before sign-out would create a grant nothing revokes. The
+		// shared row lock orders this against a concurrent DeleteSession.
+		var one int
+		err := t.queryRow(`SELECT 1 FROM sessions WHERE sid = ?`+t.s.forShare(), g.SID).Scan(&one)
+		if err != nil {
+			return t.s.mapErr(err)
+		}
+	}
 	if _, err := t.exec(`INSERT INTO grants (`+grantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		g.ID, g.ClientID, g.UserID, g.SID, g.SessionBound, joinList(g.Scopes), ts(g.AuthTime), joinList(g.AMR), g.DPoPJKT,
 		ts(g.CreatedAt), ts(g.ExpiresAt), ts(g.RevokedAt)); err != nil {

@@ -163,6 +163,14 @@ func (s *Store) q(query string) string {
 	return b.String()
 }
 
+// forShare is the shared row-lock suffix of a SELECT inside a write transaction.
+func (s *Store) forShare() string {
+	if s.flavor == flavorPostgres {
+		return " FOR SHARE"
+	}
+	return ""
+}
+
 // forUpdate is the row-lock suffix of a SELECT inside a write transaction.
 // SQLite needs none: its write transactions are exclusive (BEGIN IMMEDIATE).
 func (s *Store) forUpdate() string {

@@ -1,0 +1,314 @@
+package authorize
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/castellan-auth/castellan/internal/clock"
+	"github.com/castellan-auth/castellan/internal/grant"
+	"github.com/castellan-auth/castellan/internal/identity"
+	"github.com/castellan-auth/castellan/internal/login"
+	"github.com/castellan-auth/castellan/internal/mint"
+	"github.com/castellan-auth/castellan/internal/oauth"
+	"github.com/castellan-auth/castellan/internal/opaque"
+	"github.com/castellan-auth/castellan/internal/session"
+	"github.com/castellan-auth/castellan/internal/storage"
+	"github.com/castellan-auth/castellan/internal/web"
+)
+
+// Store is what the endpoint needs from storage.
+type Store interface {
+	storage.Clients
+	storage.Consents
+	storage.PendingRequests
+}
+
+// Handler serves the authorization endpoint and consent.
+type Handler struct {
+	Issuer     string
+	Base       string // issuer path prefix
+	Store      Store
+	Users      *identity.Directory
+	Sessions   *session.Manager
+	Cookie     session.Cookie
+	CSRF       *web.CSRF
+	Pages      *web.Pages
+	Grants     *grant.Service
+	Mint       *mint.Minter
+	Algorithms []string
+	IDTokenTTL time.Duration
+	Clock      clock.Clock
+	Log        *slog.Logger
+	// PendingTTL is how long a person has to sign in and consent.
+	PendingTTL time.Duration
+}
+
+var _ login.Pending = (*Handler)(nil)
+
+// Mount registers the routes.
+func (h *Handler) Mount(mux *http.ServeMux, path string) {
+	mux.HandleFunc("GET "+path, h.authorize)
+	mux.HandleFunc("POST "+path, h.authorize)
+	mux.HandleFunc("GET "+path+"/resume", h.resume)
+	mux.HandleFunc("POST "+path+"/consent", h.consent)
+}
+
+// flow is one authorization request being answered.
+type flow struct {
+	client  storage.Client
+	req     *Request
+	pending string // pending request id, once one exists
+}
+
+func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
+	params := r.URL.Query()
+	if r.Method == http.MethodPost {
+		// OIDC Core §3.1.2.1: POST carries the parameters form-encoded in the body.
+		if err := r.ParseForm(); err != nil {
+			h.showError(w, r, pageError("the request body could not be read"))
+			return
+		}
+		params = r.PostForm
+	}
+	c, uri, given, err := identify(params, h.client(r.Context()))
+	if err != nil {
+		h.showError(w, r, err)
+		return
+	}
+	f := &flow{client: c, req: &Request{ClientID: c.ID, RedirectURI: uri, RedirectGiven: given}}
+	if e := validate(params, c, f.req, h.Clock.Now()); e != nil {
+		h.fail(w, r, f, e)
+		return
+	}
+	if hint := params.Get("id_token_hint"); hint != "" {
+		claims, err := h.Mint.ParseIDTokenHint(hint)
+		if err != nil {
+			h.fail(w, r, f, redirectError(oauth.ErrInvalidRequest, "id_token_hint is not an ID token issued here"))
+			return
+		}
+		f.req.IDTokenHintSubject = claims.Subject
+	}
+	h.proceed(w, r, f)
+}
+
+// client looks a client up, turning "unknown" into a page error.
+func (h *Handler) client(ctx context.Context) func(string) (storage.Client, error) {
+	return func(id string) (storage.Client, error) {
+		c, err := h.Store.GetClient(ctx, id)
+		if errors.Is(err, storage.ErrNotFound) {
+			return c, pageError("unknown client_id")
+		}
+		return c, err
+	}
+}
+
+// proceed applies the session rule to a validated request: sign in if needed,
+// consent if needed, else answer now.
+func (h *Handler) proceed(w http.ResponseWriter, r *http.Request, f *flow) {
+	ctx := r.Context()
+	req := f.req
+	sess, user, live, err := h.current(r)
+	if err != nil {
+		h.fail(w, r, f, err)
+		return
+	}
+	if h.needsLogin(req, sess, user, live) {
+		if req.HasPrompt(PromptNone) {
+			h.fail(w, r, f, redirectError(oauth.ErrLoginRequired, "the user is not signed in"))
+			return
+		}
+		if err := h.ensurePending(w, r, f); err != nil {
+			h.fail(w, r, f, err)
+			return
+		}
+		http.Redirect(w, r, h.Base+"/login?authz="+url.QueryEscape(f.pending), http.StatusSeeOther)
+		return
+	}
+	if !f.client.SkipConsent {
+		granted, err := h.Store.GetConsent(ctx, user.ID, f.client.ID)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			h.fail(w, r, f, err)
+			return
+		}
+		if req.HasPrompt(PromptConsent) || !oauth.Subset(req.Scopes, granted.Scopes) {
+			if req.HasPrompt(PromptNone) {
+				h.fail(w, r, f, redirectError(oauth.ErrConsentRequired, "the user has not consented to these scopes"))
+				return
+			}
+			if err := h.ensurePending(w, r, f); err != nil {
+				h.fail(w, r, f, err)
+				return
+			}
+			h.showConsent(w, r, f, user)
+			return
+		}
+	}
+	h.issue(w, r, f, sess)
+}
+
+// needsLogin says whether the person must (re-)authenticate for req. A sign-in
+// that happened after the request started satisfies every condition, so the
+// flow does not loop back to the sign-in page.
+func (h *Handler) needsLogin(req *Request, s storage.Session, u storage.User, live bool) bool {
+	if !live {
+		return true
+	}
+	if !s.AuthTime.Before(req.StartedAt) {
+		return false
+	}
+	switch {
+	case req.HasPrompt(PromptLogin), req.HasPrompt(PromptSelectAccount):
+		return true
+	case req.MaxAge >= 0 && h.Clock.Now().Sub(s.AuthTime) > time.Duration(req.MaxAge)*time.Second:
+		// OIDC Core §3.1.2.1: authentication older than max_age must be redone.
+		return true
+	case req.IDTokenHintSubject != "" && req.IDTokenHintSubject != u.ID:
+		// Someone else is signed in than the client expects.
+		return true
+	}
+	return false
+}
+
+// current returns the browser's live session and its (enabled) user.
+func (h *Handler) current(r *http.Request) (storage.Session, storage.User, bool, error) {
+	v := h.Cookie.Read(r)
+	if v == "" {
+		return storage.Session{}, storage.User{}, false, nil
+	}
+	s, err := h.Sessions.Lookup(r.Context(), v)
+	if errors.Is(err, session.ErrNoSession) {
+		return storage.Session{}, storage.User{}, false, nil
+	}
+	if err != nil {
+		return storage.Session{}, storage.User{}, false, err
+	}
+	u, err := h.Users.User(r.Context(), s.UserID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Disabled) {
+		return storage.Session{}, storage.User{}, false, nil
+	}
+	return s, u, err == nil, err
+}
+
+// ensurePending stores the request so it survives the sign-in or consent page.
+func (h *Handler) ensurePending(w http.ResponseWriter, r *http.Request, f *flow) error {
+	if f.pending != "" {
+		return nil
+	}
+	data, err := json.Marshal(f.req)
+	if err != nil {
+		return err
+	}
+	now := h.Clock.Now()
+	id := opaque.New()
+	err = h.Store.CreatePendingRequest(r.Context(), storage.PendingRequest{
+		IDHash: opaque.Hash(id), BrowserHash: opaque.Hash(h.CSRF.Browser(w, r)), ClientID: f.client.ID,
+		Request: data, CreatedAt: now, ExpiresAt: now.Add(h.PendingTTL),
+	})
+	if err != nil {
+		return err
+	}
+	f.pending = id
+	return nil
+}
+
+// errExpiredPending is shown when a pending request is gone or not this browser's.
+var errExpiredPending = pageError("this sign-in request has expired or was already completed; go back to the application and start again")
+
+// loadPending finds a pending request of this browser (without consuming it).
+func (h *Handler) loadPending(r *http.Request, id string) (*flow, error) {
+	if !opaque.Wellformed(id) {
+		return nil, errExpiredPending
+	}
+	p, err := h.Store.GetPendingRequest(r.Context(), opaque.Hash(id), h.Clock.Now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, errExpiredPending
+	}
+	if err != nil {
+		return nil, err
+	}
+	return h.flowOf(r, p, id)
+}
+
+func (h *Handler) flowOf(r *http.Request, p storage.PendingRequest, id string) (*flow, error) {
+	browser := h.CSRF.BrowserOf(r)
+	if browser == "" || !web.ConstantTimeEqual(opaque.Hash(browser), p.BrowserHash) {
+		// Bound to the browser that started it: a link to someone else's pending
+		// request is useless (no login CSRF through a shared URL).
+		return nil, errExpiredPending
+	}
+	var req Request
+	if err := json.Unmarshal(p.Request, &req); err != nil {
+		return nil, err
+	}
+	c, err := h.Store.GetClient(r.Context(), p.ClientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, pageError("unknown client_id")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &flow{client: c, req: &req, pending: id}, nil
+}
+
+// resume continues a pending request after sign-in.
+func (h *Handler) resume(w http.ResponseWriter, r *http.Request) {
+	f, err := h.loadPending(r, r.URL.Query().Get("authz"))
+	if err != nil {
+		h.showError(w, r, err)
+		return
+	}
+	h.proceed(w, r, f)
+}
+
+// consume takes the pending request out of storage; of two concurrent
+// submissions only one gets it.
+func (h *Handler) consume(r *http.Request, f *flow) error {
+	if f.pending == "" {
+		return nil
+	}
+	_, err := h.Store.ConsumePendingRequest(r.Context(), opaque.Hash(f.pending), h.Clock.Now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return errExpiredPending
+	}
+	return err
+}
+
+// Describe implements login.Pending.
+func (h *Handler) Describe(r *http.Request, id string) (login.PendingInfo, bool) {
+	f, err := h.loadPending(r, id)
+	if err != nil {
+		return login.PendingInfo{}, false
+	}
+	return login.PendingInfo{ClientName: f.client.Name, LoginHint: f.req.LoginHint, RedirectOrigin: origin(f.req.RedirectURI)}, true
+}
+
+// Resume implements login.Pending.
+func (h *Handler) Resume(id string) string {
+	return h.Base + "/authorize/resume?authz=" + url.QueryEscape(id)
+}
+
+// Cancel implements login.Pending: the person declined to sign in.
+func (h *Handler) Cancel(w http.ResponseWriter, r *http.Request, id string) {
+	f, err := h.loadPending(r, id)
+	if err == nil {
+		err = h.consume(r, f)
+	}
+	if err != nil {
+		h.showError(w, r, err)
+		return
+	}
+	h.fail(w, r, f, redirectError(oauth.ErrAccessDenied, "the user cancelled the sign-in"))
+}
+
+func origin(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}

@@ -1,0 +1,264 @@
+package authorize
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/castellan-auth/castellan/internal/oauth"
+	"github.com/castellan-auth/castellan/internal/storage"
+)
+
+// Response modes (OAuth 2.0 Multiple Response Type Encoding Practices §2,
+// Form Post Response Mode, and web_message for silent renewal in an iframe).
+const (
+	ModeQuery      = "query"
+	ModeFragment   = "fragment"
+	ModeFormPost   = "form_post"
+	ModeWebMessage = "web_message"
+)
+
+// MaxStateLength bounds the state parameter; longer states are refused with
+// invalid_request (documented limit; a 2 KB state is echoed exactly).
+const MaxStateLength = 4096
+
+// Prompt values (OIDC Core §3.1.2.1).
+const (
+	PromptNone          = "none"
+	PromptLogin         = "login"
+	PromptConsent       = "consent"
+	PromptSelectAccount = "select_account"
+)
+
+// Request is a validated authorization request. It is what a pending request
+// stores across the sign-in and consent pages, so it holds only what was
+// checked.
+type Request struct {
+	ClientID string `json:"client_id"`
+	// RedirectURI is where the response goes; RedirectGiven says whether the
+	// request named it (RFC 6749 §4.1.3 then requires it at the token endpoint).
+	RedirectURI         string    `json:"redirect_uri"`
+	RedirectGiven       bool      `json:"redirect_given,omitempty"`
+	ResponseType        string    `json:"response_type"`
+	ResponseMode        string    `json:"response_mode"`
+	Scopes              []string  `json:"scopes"`
+	State               string    `json:"state,omitempty"`
+	Nonce               string    `json:"nonce,omitempty"`
+	CodeChallenge       string    `json:"code_challenge,omitempty"`
+	CodeChallengeMethod string    `json:"code_challenge_method,omitempty"`
+	Prompt              []string  `json:"prompt,omitempty"`
+	MaxAge              int       `json:"max_age"` // -1: absent
+	LoginHint           string    `json:"login_hint,omitempty"`
+	IDTokenHintSubject  string    `json:"id_token_hint_sub,omitempty"`
+	StartedAt           time.Time `json:"started_at"`
+}
+
+// OpenID reports whether this is an OpenID Connect request.
+func (r *Request) OpenID() bool { return oauth.Contains(r.Scopes, oauth.ScopeOpenID) }
+
+// HasPrompt reports whether prompt includes v.
+func (r *Request) HasPrompt(v string) bool { return oauth.Contains(r.Prompt, v) }
+
+// Implicit reports whether tokens are returned from the authorization endpoint.
+func (r *Request) Implicit() bool { return r.ResponseType != oauth.ResponseCode }
+
+// pageError is an error shown on Castellan's own page, never redirected.
+func pageError(desc string) *oauth.Error {
+	return &oauth.Error{Code: oauth.ErrInvalidRequest, Description: desc}
+}
+
+// redirectError is an error sent back to the (validated) redirect URI.
+func redirectError(code, desc string) *oauth.Error {
+	return &oauth.Error{Code: code, Description: desc, Redirectable: true}
+}
+
+// identify is the first step: the client and the redirect URI. Until both are
+// known to be valid nothing is redirected (RFC 6749 §4.1.2.1, RFC 9700 §4.1).
+func identify(params url.Values, lookup func(id string) (storage.Client, error)) (storage.Client, string, bool, error) {
+	for _, k := range []string{"client_id", "redirect_uri"} {
+		if len(params[k]) > 1 {
+			return storage.Client{}, "", false, pageError(k + " is repeated")
+		}
+	}
+	id := params.Get("client_id")
+	if id == "" {
+		return storage.Client{}, "", false, pageError("client_id is missing")
+	}
+	c, err := lookup(id)
+	if err != nil {
+		return storage.Client{}, "", false, err
+	}
+	if !oauth.Contains(c.GrantTypes, oauth.GrantAuthorizationCode) && !oauth.Contains(c.GrantTypes, oauth.GrantImplicit) {
+		return storage.Client{}, "", false, pageError("this client does not use the authorization endpoint")
+	}
+	uri := params.Get("redirect_uri")
+	switch {
+	case uri == "" && len(c.RedirectURIs) == 1:
+		return c, c.RedirectURIs[0], false, nil
+	case uri == "":
+		return storage.Client{}, "", false, pageError("redirect_uri is missing and the client registered several")
+	case !oauth.MatchRedirectURI(uri, c.RedirectURIs):
+		return storage.Client{}, "", false, pageError("redirect_uri is not registered for this client")
+	}
+	return c, uri, true, nil
+}
+
+// validate checks everything after the client and redirect URI. Its errors are
+// redirectable; Request.ResponseMode is set first, so that even an error is
+// delivered the way the client can read it.
+func validate(params url.Values, c storage.Client, req *Request, now time.Time) *oauth.Error {
+	// RFC 6749 §3.1: parameters MUST NOT be repeated.
+	for k, v := range params {
+		if len(v) > 1 {
+			req.ResponseMode = defaultMode(params.Get("response_type"))
+			return redirectError(oauth.ErrInvalidRequest, k+" is repeated")
+		}
+	}
+	p := func(k string) string { return params.Get(k) }
+	req.StartedAt = now
+	req.ResponseType = normalizeResponseType(p("response_type"))
+	req.ResponseMode = defaultMode(req.ResponseType)
+	if len(p("state")) <= MaxStateLength {
+		req.State = p("state")
+	}
+	switch mode := p("response_mode"); mode {
+	case "":
+	case ModeQuery, ModeFragment, ModeFormPost:
+		if mode == ModeQuery && req.ResponseType != oauth.ResponseCode && req.ResponseType != "" {
+			// Multiple Response Type Encoding §5: tokens are never put in a query.
+			return redirectError(oauth.ErrInvalidRequest, "response_mode query cannot carry tokens")
+		}
+		req.ResponseMode = mode
+	default:
+		return redirectError(oauth.ErrInvalidRequest, "unsupported response_mode")
+	}
+	if len(p("state")) > MaxStateLength {
+		return redirectError(oauth.ErrInvalidRequest, "state longer than "+strconv.Itoa(MaxStateLength)+" characters")
+	}
+	switch {
+	case p("response_type") == "":
+		return redirectError(oauth.ErrInvalidRequest, "response_type is missing")
+	case !oauth.Contains(oauth.ResponseTypes, req.ResponseType):
+		return redirectError(oauth.ErrUnsupportedResponseType, "unsupported response_type")
+	case !oauth.Contains(c.ResponseTypes, req.ResponseType):
+		// The implicit grant is opt-in per client.
+		return redirectError(oauth.ErrUnauthorizedClient, "this client may not use response_type "+req.ResponseType)
+	}
+	if p("request") != "" {
+		return redirectError(oauth.ErrRequestNotSupported, "request objects are not supported")
+	}
+	if p("request_uri") != "" {
+		return redirectError(oauth.ErrRequestURINotSupported, "request_uri is not supported")
+	}
+
+	scopes, ok := oauth.ParseScope(p("scope"))
+	switch {
+	case !ok:
+		return redirectError(oauth.ErrInvalidScope, "malformed scope")
+	case len(scopes) == 0:
+		return redirectError(oauth.ErrInvalidScope, "scope is missing")
+	case !oauth.Subset(scopes, c.Scopes):
+		return redirectError(oauth.ErrInvalidScope, "scope includes a value this client may not request")
+	}
+	req.Scopes = scopes
+	if req.Implicit() {
+		// OIDC Core §11: offline_access is ignored outside the code flow; the
+		// implicit grant never yields refresh tokens.
+		req.Scopes = without(req.Scopes, oauth.ScopeOfflineAccess)
+		if strings.Contains(req.ResponseType, "id_token") && !req.OpenID() {
+			return redirectError(oauth.ErrInvalidScope, "an id_token needs the openid scope")
+		}
+	}
+	if req.OpenID() && !req.RedirectGiven {
+		// OIDC Core §3.1.2.1: redirect_uri is REQUIRED in OpenID requests.
+		return redirectError(oauth.ErrInvalidRequest, "redirect_uri is required in OpenID Connect requests")
+	}
+
+	req.Nonce = p("nonce")
+	if req.Implicit() && req.Nonce == "" {
+		// OIDC Core §3.2.2.1: nonce is required when tokens come from this endpoint;
+		// it is what ties a token in the fragment to the request that asked for it.
+		return redirectError(oauth.ErrInvalidRequest, "nonce is required for the implicit grant")
+	}
+
+	if err := validatePKCE(p, c, req); err != nil {
+		return err
+	}
+
+	for _, v := range strings.Fields(p("prompt")) {
+		if !oauth.Contains(req.Prompt, v) {
+			req.Prompt = append(req.Prompt, v)
+		}
+	}
+	if req.HasPrompt(PromptNone) && len(req.Prompt) > 1 {
+		return redirectError(oauth.ErrInvalidRequest, "prompt=none cannot be combined with other values")
+	}
+	req.MaxAge = -1
+	if v := p("max_age"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return redirectError(oauth.ErrInvalidRequest, "max_age must be a non-negative integer")
+		}
+		req.MaxAge = n
+	}
+	if len(p("login_hint")) <= 256 {
+		req.LoginHint = p("login_hint")
+	}
+	// display, ui_locales, claims_locales, acr_values, claims and unknown
+	// parameters are ignored (OIDC Core §3.1.2.1 permits it; discovery says
+	// claims_parameter_supported is false).
+	return nil
+}
+
+func validatePKCE(p func(string) string, c storage.Client, req *Request) *oauth.Error {
+	challenge, method := p("code_challenge"), p("code_challenge_method")
+	if req.Implicit() {
+		return nil
+	}
+	switch {
+	case challenge == "" && method != "":
+		return redirectError(oauth.ErrInvalidRequest, "code_challenge_method without code_challenge")
+	case challenge == "" && (c.Public() || c.RequirePKCE):
+		// OAuth 2.1 §4.1.1: PKCE is required for public clients.
+		return redirectError(oauth.ErrInvalidRequest, "code_challenge is required (PKCE with S256)")
+	case challenge == "":
+		return nil
+	case method != oauth.PKCES256:
+		// A missing method means "plain" (RFC 7636 §4.3), which Castellan refuses.
+		return redirectError(oauth.ErrInvalidRequest, "code_challenge_method must be S256")
+	case !oauth.ValidChallenge(challenge):
+		return redirectError(oauth.ErrInvalidRequest, "malformed code_challenge")
+	}
+	req.CodeChallenge, req.CodeChallengeMethod = challenge, method
+	return nil
+}
+
+// normalizeResponseType orders a multi-valued response type ("token id_token"
+// is "id_token token": the order of values does not matter).
+func normalizeResponseType(rt string) string {
+	f := strings.Fields(rt)
+	if len(f) == 2 && f[0] == "token" && f[1] == "id_token" {
+		return "id_token token"
+	}
+	return strings.Join(f, " ")
+}
+
+// defaultMode is the response mode when none is asked for: query for codes,
+// fragment when tokens are returned.
+func defaultMode(responseType string) string {
+	if responseType == "" || responseType == oauth.ResponseCode {
+		return ModeQuery
+	}
+	return ModeFragment
+}
+
+func without(list []string, drop string) []string {
+	out := list[:0:0]
+	for _, s := range list {
+		if s != drop {
+			out = append(out, s)
+		}
+	}
+	return out
+}

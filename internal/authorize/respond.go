@@ -1,0 +1,187 @@
+package authorize
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/castellan-auth/castellan/internal/grant"
+	"github.com/castellan-auth/castellan/internal/mint"
+	"github.com/castellan-auth/castellan/internal/oauth"
+	"github.com/castellan-auth/castellan/internal/oidc"
+	"github.com/castellan-auth/castellan/internal/storage"
+	"github.com/castellan-auth/castellan/internal/web"
+)
+
+// issue answers the request with a code or (implicit grant) tokens.
+func (h *Handler) issue(w http.ResponseWriter, r *http.Request, f *flow, s storage.Session) {
+	if err := h.consume(r, f); err != nil {
+		h.showError(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	req := f.req
+	if !req.HasPrompt(PromptNone) {
+		// An interactive request is the person's activity at Castellan; a silent
+		// renewal is not (an app left open must not keep the session alive).
+		if err := h.Sessions.Touch(ctx, s); err != nil {
+			h.Log.Warn("touch session", "err", err)
+		}
+	}
+	params := url.Values{}
+	var err error
+	if req.Implicit() {
+		err = h.implicit(ctx, f, s, params)
+	} else {
+		var code string
+		code, err = h.Grants.IssueCode(ctx, grant.CodeRequest{
+			ClientID: f.client.ID, UserID: s.UserID, SID: s.SID, RedirectURI: redirectIfGiven(req),
+			Scopes: req.Scopes, Nonce: req.Nonce, CodeChallenge: req.CodeChallenge,
+			CodeChallengeMethod: req.CodeChallengeMethod, AuthTime: s.AuthTime, AMR: s.AMR,
+		})
+		params.Set("code", code)
+	}
+	if err != nil {
+		h.fail(w, r, f, err)
+		return
+	}
+	h.deliver(w, r, f, params)
+}
+
+func redirectIfGiven(req *Request) string {
+	if req.RedirectGiven {
+		return req.RedirectURI
+	}
+	return ""
+}
+
+// implicit mints the tokens of the legacy implicit grant (opt-in per client):
+// never a refresh token; the access token names a session-bound grant so that
+// sign-out revokes it.
+func (h *Handler) implicit(ctx context.Context, f *flow, s storage.Session, params url.Values) error {
+	req := f.req
+	now := h.Clock.Now()
+	var at string
+	if strings.Contains(req.ResponseType, oauth.ResponseToken) {
+		g, err := h.Grants.IssueImplicit(ctx, storage.Grant{
+			ClientID: f.client.ID, UserID: s.UserID, SID: s.SID, SessionBound: true,
+			Scopes: req.Scopes, AuthTime: s.AuthTime, AMR: s.AMR,
+		})
+		if err != nil {
+			return err
+		}
+		at, _, err = h.Mint.NewAccess(mint.AccessParams{
+			ClientID: f.client.ID, Subject: s.UserID, Scopes: req.Scopes, GrantID: g.ID, SID: s.SID,
+			AuthTime: s.AuthTime, AMR: s.AMR, IssuedAt: now, Expiry: g.ExpiresAt,
+		})
+		if err != nil {
+			return err
+		}
+		params.Set("access_token", at)
+		params.Set("token_type", "Bearer")
+		params.Set("expires_in", strconv.FormatInt(int64(g.ExpiresAt.Sub(now).Seconds()), 10))
+		params.Set("scope", oauth.JoinScope(req.Scopes))
+	}
+	if strings.Contains(req.ResponseType, oauth.ResponseIDToken) {
+		u, err := h.Users.User(ctx, s.UserID)
+		if err != nil {
+			return err
+		}
+		var claims mint.UserClaims
+		if at == "" {
+			// OIDC Core §5.4: with no access token (response_type=id_token) the
+			// claims can only travel in the ID token.
+			claims = oidc.UserClaims(u, req.Scopes)
+		}
+		alg := oidc.IDTokenAlgorithm(f.client, h.Algorithms)
+		id, err := h.Mint.NewID(alg, mint.IDParams{
+			ClientID: f.client.ID, Subject: s.UserID, SID: s.SID, Nonce: req.Nonce, AuthTime: s.AuthTime,
+			AMR: s.AMR, ACR: oidc.ACR, IssuedAt: now, Expiry: now.Add(h.IDTokenTTL), AccessToken: at, User: claims,
+		})
+		if err != nil {
+			return err
+		}
+		params.Set("id_token", id)
+	}
+	return nil
+}
+
+// fail answers with an error: on Castellan's own page unless the error is known
+// to be safe to send to the client's validated redirect URI.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f *flow, err error) {
+	var oe *oauth.Error
+	if !errors.As(err, &oe) {
+		h.Log.Error("authorization endpoint", "request_id", web.RequestID(r.Context()), "err", err)
+		oe = redirectError(oauth.ErrServerError, "internal error")
+	}
+	if !oe.Redirectable || f == nil || f.req.RedirectURI == "" {
+		h.showError(w, r, oe)
+		return
+	}
+	params := url.Values{"error": {oe.Code}}
+	if oe.Description != "" {
+		params.Set("error_description", oe.Description)
+	}
+	h.deliver(w, r, f, params)
+}
+
+// showError renders an error on Castellan's origin; it never redirects.
+func (h *Handler) showError(w http.ResponseWriter, r *http.Request, err error) {
+	var oe *oauth.Error
+	if !errors.As(err, &oe) {
+		h.Log.Error("authorization endpoint", "request_id", web.RequestID(r.Context()), "err", err)
+		h.Pages.Error(w, r, http.StatusInternalServerError, "Something went wrong", web.ErrorPage{Message: "Please try again in a moment."})
+		return
+	}
+	h.Pages.Error(w, r, http.StatusBadRequest, "The request cannot be processed", web.ErrorPage{
+		Message: "The application sent an authorization request Castellan cannot accept: " + oe.Description + ".",
+		Detail:  oe.Code,
+	})
+}
+
+// deliver sends an authorization response (or error) to the redirect URI with
+// state and iss (RFC 9207: the client can tell which server answered, against
+// mix-up attacks), in the request's response mode.
+func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, f *flow, params url.Values) {
+	req := f.req
+	if req.State != "" {
+		params.Set("state", req.State)
+	}
+	params.Set("iss", h.Issuer)
+	web.NoStore(w)
+	switch req.ResponseMode {
+	case ModeFormPost:
+		h.formPost(w, r, req.RedirectURI, params)
+	case ModeFragment:
+		http.Redirect(w, r, req.RedirectURI+"#"+params.Encode(), http.StatusSeeOther)
+	default:
+		u := req.RedirectURI
+		// RFC 6749 §3.1.2: a query the registered URI has is kept.
+		if strings.Contains(u, "?") {
+			u += "&" + params.Encode()
+		} else {
+			u += "?" + params.Encode()
+		}
+		http.Redirect(w, r, u, http.StatusSeeOther)
+	}
+}
+
+type formField struct{ Name, Value string }
+
+// formPost renders the Form Post Response Mode page: the response is POSTed to
+// the redirect URI by a form that submits itself.
+func (h *Handler) formPost(w http.ResponseWriter, r *http.Request, action string, params url.Values) {
+	fields := make([]formField, 0, len(params))
+	for k, v := range params {
+		fields = append(fields, formField{k, v[0]})
+	}
+	sort.Slice(fields, func(i, j int) bool { return fields[i].Name < fields[j].Name })
+	h.Pages.Render(w, r, http.StatusOK, "form_post", web.View{Title: "Returning to the application", Page: struct {
+		Action string
+		Fields []formField
+	}{action, fields}}, web.PageOptions{FormActions: []string{origin(action)}, Script: true})
+}

@@ -1,0 +1,53 @@
+package token
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/castellan-auth/castellan/internal/grant"
+	"github.com/castellan-auth/castellan/internal/mint"
+	"github.com/castellan-auth/castellan/internal/oauth"
+	"github.com/castellan-auth/castellan/internal/oidc"
+	"github.com/castellan-auth/castellan/internal/storage"
+)
+
+// respond mints the access token (and the ID token when the grant is an OpenID
+// one) for what a grant type established.
+func (e *Endpoint) respond(ctx context.Context, c storage.Client, is grant.Issued, nonce string) (*Response, error) {
+	now := e.Clock.Now()
+	g := is.Grant
+	at, _, err := e.Mint.NewAccess(mint.AccessParams{
+		ClientID: c.ID, Subject: g.UserID, Scopes: is.Scopes, GrantID: g.ID, SID: g.SID,
+		AuthTime: g.AuthTime, AMR: g.AMR, IssuedAt: now, Expiry: is.AccessExpiry, JKT: g.DPoPJKT,
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &Response{
+		AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(is.AccessExpiry.Sub(now).Seconds()),
+		RefreshToken: is.RefreshToken, Scope: oauth.JoinScope(is.Scopes),
+	}
+	if oauth.Contains(g.Scopes, oauth.ScopeOpenID) {
+		u, err := e.Users.GetUser(ctx, g.UserID)
+		if err != nil {
+			return nil, err
+		}
+		alg := oidc.IDTokenAlgorithm(c, e.Algorithms)
+		resp.IDToken, err = e.Mint.NewID(alg, mint.IDParams{
+			ClientID: c.ID, Subject: g.UserID, SID: g.SID, Nonce: nonce, AuthTime: g.AuthTime,
+			AMR: g.AMR, ACR: oidc.ACR, IssuedAt: now, Expiry: now.Add(e.IDTokenTTL),
+			AccessToken: at, User: oidc.UserClaims(u, is.Scopes),
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
