@@ -8,19 +8,41 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/castellan-auth/castellan/internal/config"
+	"github.com/castellan-auth/castellan/internal/demo"
 )
 
 // devDir holds everything castellan dev keeps (git-ignored).
 const devDir = ".castellan-dev"
 
+// Where castellan dev runs the demo app and the demo API. The app's clients
+// register these origins, so they are fixed.
+const (
+	devSPA = "127.0.0.1:9100"
+	devAPI = "127.0.0.1:9101"
+)
+
+// Files in the data directory that hold generated credentials, so that they
+// are stable across restarts but never well-known defaults.
+const (
+	devPasswordFile  = "alice.password"
+	devAPISecretFile = "demo-api.secret"
+)
+
+// devSetup is the demo of castellan dev for a provider at issuer.
+func devSetup(issuer, apiSecret string) demo.Setup {
+	return demo.Setup{Issuer: issuer, SPA: "http://" + devSPA, API: "http://" + devAPI, APISecret: apiSecret}
+}
+
 // devConfig is the provider configuration of castellan dev: loopback only,
-// short access tokens so renewal is visible within a minute.
+// the demo's clients, and short access tokens so renewal is visible within a
+// minute.
 func devConfig(dir, password string) config.Config {
 	cfg := config.Default()
 	cfg.Issuer = "http://127.0.0.1:9000"
@@ -31,19 +53,12 @@ func devConfig(dir, password string) config.Config {
 	cfg.Tokens.AccessTokenTTL = config.Duration(60 * time.Second)
 	cfg.Tokens.RefreshTokenGrace = config.Duration(10 * time.Second)
 	cfg.Signing.Algorithms = []string{"ES256", "RS256"}
-	cfg.Clients = []config.Client{{
-		ClientID:                 "demo-spa",
-		ClientName:               "Castellan demo SPA",
-		TokenEndpointAuthMethod:  "none",
-		RedirectURIs:             []string{"http://127.0.0.1:9100/callback.html"},
-		PostLogoutRedirectURIs:   []string{"http://127.0.0.1:9100/"},
-		AllowedOrigins:           []string{"http://127.0.0.1:9100"},
-		GrantTypes:               []string{"authorization_code", "refresh_token"},
-		ResponseTypes:            []string{"code"},
-		Scope:                    "openid profile email offline_access",
-		SkipConsent:              true,
-		IDTokenSignedResponseAlg: "ES256",
-	}}
+	secret, err := os.ReadFile(filepath.Join(dir, devAPISecretFile))
+	if err != nil {
+		// Admin commands (--dev) read this config without starting the demo.
+		secret = []byte("not-used-by-admin-commands-0123456789")
+	}
+	cfg.Clients = devSetup(cfg.Issuer, strings.TrimSpace(string(secret))).Clients()
 	cfg.Users = []config.User{{
 		Username: "alice", Password: password, Email: "alice@example.com", EmailVerified: true,
 		Name: "Alice Liddell", GivenName: "Alice", FamilyName: "Liddell",
@@ -58,7 +73,11 @@ func cmdDev(ctx context.Context, args, env []string, stdout, stderr io.Writer) e
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	password, err := devPassword(*dir)
+	password, err := devSecret(*dir, devPasswordFile, func() string { return rand.Text()[:16] })
+	if err != nil {
+		return err
+	}
+	apiSecret, err := devSecret(*dir, devAPISecretFile, func() string { return rand.Text() + rand.Text() })
 	if err != nil {
 		return err
 	}
@@ -70,26 +89,72 @@ func cmdDev(ctx context.Context, args, env []string, stdout, stderr io.Writer) e
 	if problems := cfg.Validate(); len(problems) > 0 {
 		return &config.Error{Source: "dev", Problems: problems}
 	}
+	setup := devSetup(cfg.Issuer, apiSecret)
 	log := newLogger(cfg.Log, stderr)
-	return serve(ctx, &cfg, log, func(addr string) {
-		fmt.Fprintf(stdout, `
-Castellan dev is running (data in %s).
 
-  Provider     %s
-  Discovery    %s/.well-known/openid-configuration
-  Sign in as   alice / %s
-  Demo client  demo-spa (public, PKCE, redirect %s)
+	// The demo servers listen first: a port in use stops dev before the
+	// provider starts.
+	var lc net.ListenConfig
+	spaLn, err := lc.Listen(ctx, "tcp", devSPA)
+	if err != nil {
+		return fmt.Errorf("demo app: %w", err)
+	}
+	defer spaLn.Close()
+	apiLn, err := lc.Listen(ctx, "tcp", devAPI)
+	if err != nil {
+		return fmt.Errorf("demo api: %w", err)
+	}
+	defer apiLn.Close()
 
-Press Ctrl-C to stop.
-`, *dir, cfg.Issuer, cfg.Issuer, password, cfg.Clients[0].RedirectURIs[0])
-	})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	provider := make(chan error, 1)
+	demoDone := make(chan error, 1)
+	go func() {
+		provider <- serve(ctx, &cfg, log, func(string) {
+			// The demo API discovers the provider, so it starts once the
+			// provider serves.
+			go func() { demoDone <- setup.Serve(ctx, spaLn, apiLn, log) }()
+			printDevBanner(stdout, *dir, &cfg, setup, password)
+		})
+	}()
+	select {
+	case err = <-provider:
+		cancel()
+	case err = <-demoDone:
+		cancel()
+		if perr := <-provider; err == nil {
+			err = perr
+		}
+	}
+	return err
 }
 
-// devPassword returns the demo user's password, generated on first run and kept
-// in the data directory (0600), so it is stable across restarts but never a
-// well-known default.
-func devPassword(dir string) (string, error) {
-	path := filepath.Join(dir, "alice.password")
+func printDevBanner(w io.Writer, dir string, cfg *config.Config, setup demo.Setup, password string) {
+	fmt.Fprintf(w, `
+Castellan dev is running (data in %s).
+
+  Demo app     %s/        open this in a browser
+  Provider     %s
+  Discovery    %s/.well-known/openid-configuration
+  Demo API     %s/api/profile
+  Sign in as   alice / %s
+
+  Clients of the demo app (public, PKCE, first-party: no consent page):
+    %-14s code + PKCE + refresh token (recommended)
+    %-14s code + PKCE + silent iframe renewal (prompt=none)
+    %-14s legacy implicit grant + silent iframe renewal
+  Access tokens live %s, so renewals show within a minute.
+
+Press Ctrl-C to stop.
+`, dir, setup.SPA, cfg.Issuer, cfg.Issuer, setup.API, password,
+		demo.ClientRefresh, demo.ClientIframe, demo.ClientImplicit, cfg.Tokens.AccessTokenTTL.D())
+}
+
+// devSecret returns the credential kept in the file name of the data
+// directory (0600), generating it with gen on first run.
+func devSecret(dir, name string, gen func() string) (string, error) {
+	path := filepath.Join(dir, name)
 	b, err := os.ReadFile(path)
 	if err == nil {
 		return strings.TrimSpace(string(b)), nil
@@ -100,9 +165,9 @@ func devPassword(dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	pw := rand.Text()[:16]
-	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+	v := gen()
+	if err := os.WriteFile(path, []byte(v+"\n"), 0o600); err != nil {
 		return "", err
 	}
-	return pw, nil
+	return v, nil
 }

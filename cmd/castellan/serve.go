@@ -67,6 +67,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*sqls
 		MaxOpenConns:    cfg.Database.MaxOpenConns,
 		MaxIdleConns:    cfg.Database.MaxIdleConns,
 		ConnMaxLifetime: cfg.Database.ConnMaxLifetime.D(),
+		ConnMaxIdleTime: cfg.Database.ConnMaxIdleTime.D(),
 		SkipMigrations:  !cfg.Database.Migrate,
 	})
 	if err != nil {

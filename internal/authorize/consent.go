@@ -55,8 +55,11 @@ func (h *Handler) consent(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, f, err)
 		return
 	}
-	if !live {
-		// Signed out (or expired) while looking at the page: sign in again.
+	if h.needsLogin(f.req, s, u, live) {
+		// Signed out (or expired) while looking at the page, or a request that
+		// still waits for the sign-in it asked for (prompt=login, max_age,
+		// id_token_hint: its id is in the sign-in page's URL): sign in first. A
+		// decision posted straight away must not get around re-authentication.
 		h.proceed(w, r, f)
 		return
 	}

@@ -117,6 +117,10 @@ func (h *Handler) proceed(w http.ResponseWriter, r *http.Request, f *flow) {
 		h.fail(w, r, f, err)
 		return
 	}
+	if f.pending == "" && live {
+		// First sight of the request: remember the session it found.
+		req.SessionAtStart = sess.SID
+	}
 	if h.needsLogin(req, sess, user, live) {
 		if req.HasPrompt(PromptNone) {
 			h.fail(w, r, f, redirectError(oauth.ErrLoginRequired, "the user is not signed in"))
@@ -152,17 +156,19 @@ func (h *Handler) proceed(w http.ResponseWriter, r *http.Request, f *flow) {
 }
 
 // needsLogin says whether the person must (re-)authenticate for req. A sign-in
-// that happened after the request started satisfies every condition, so the
-// flow does not loop back to the sign-in page.
+// that happened after the request arrived (a session other than the one it
+// found) satisfies every condition, so the flow does not loop back to the
+// sign-in page.
 func (h *Handler) needsLogin(req *Request, s storage.Session, u storage.User, live bool) bool {
 	if !live {
 		return true
 	}
-	if !s.AuthTime.Before(req.StartedAt) {
+	if s.SID != req.SessionAtStart {
 		return false
 	}
 	switch {
-	case req.HasPrompt(PromptLogin), req.HasPrompt(PromptSelectAccount):
+	case req.HasPrompt(PromptLogin), req.HasPrompt(PromptSelectAccount), req.MaxAge == 0:
+		// OIDC Core §3.1.2.1: max_age=0 is equivalent to prompt=login.
 		return true
 	case req.MaxAge >= 0 && h.Clock.Now().Sub(s.AuthTime) > time.Duration(req.MaxAge)*time.Second:
 		// OIDC Core §3.1.2.1: authentication older than max_age must be redone.
@@ -305,10 +311,20 @@ func (h *Handler) Cancel(w http.ResponseWriter, r *http.Request, id string) {
 	h.fail(w, r, f, redirectError(oauth.ErrAccessDenied, "the user cancelled the sign-in"))
 }
 
+// origin is the CSP source that lets a page's forms, and the redirects that
+// follow them, reach a redirect URI: its origin, or for a native app's
+// private-use URI scheme (RFC 8252 §7.1), which has no origin, the scheme.
 func origin(uri string) string {
 	u, err := url.Parse(uri)
-	if err != nil || u.Scheme == "" || u.Host == "" {
+	switch {
+	case err != nil || u.Scheme == "":
+		return ""
+	case !webScheme(u.Scheme):
+		return u.Scheme + ":"
+	case u.Host == "":
 		return ""
 	}
 	return u.Scheme + "://" + u.Host
 }
+
+func webScheme(scheme string) bool { return scheme == "https" || scheme == "http" }

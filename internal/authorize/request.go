@@ -52,6 +52,11 @@ type Request struct {
 	LoginHint           string    `json:"login_hint,omitempty"`
 	IDTokenHintSubject  string    `json:"id_token_hint_sub,omitempty"`
 	StartedAt           time.Time `json:"started_at"`
+	// SessionAtStart is the sid of the live session the request found when it
+	// arrived ("" for none). Every sign-in starts a new session, so a different
+	// sid later means the person signed in after the request was made; clocks
+	// cannot tell that reliably (nodes' clocks differ, tests freeze time).
+	SessionAtStart string `json:"session_at_start,omitempty"`
 }
 
 // OpenID reports whether this is an OpenID Connect request.
@@ -63,6 +68,10 @@ func (r *Request) HasPrompt(v string) bool { return oauth.Contains(r.Prompt, v) 
 // Implicit reports whether tokens are returned from the authorization endpoint.
 func (r *Request) Implicit() bool { return r.ResponseType != oauth.ResponseCode }
 
+// Returns reports whether the response type includes v ("token", "id_token"),
+// comparing whole values: "id_token" does not include "token".
+func (r *Request) Returns(v string) bool { return oauth.Contains(strings.Fields(r.ResponseType), v) }
+
 // pageError is an error shown on Castellan's own page, never redirected.
 func pageError(desc string) *oauth.Error {
 	return &oauth.Error{Code: oauth.ErrInvalidRequest, Description: desc}
@@ -71,6 +80,14 @@ func pageError(desc string) *oauth.Error {
 // redirectError is an error sent back to the (validated) redirect URI.
 func redirectError(code, desc string) *oauth.Error {
 	return &oauth.Error{Code: code, Description: desc, Redirectable: true}
+}
+
+// parameters are the request parameters Castellan acts on; RFC 6749 §3.1
+// forbids repeating them. (client_id and redirect_uri are checked first, by
+// identify, because their repetition is shown on a page.)
+var parameters = []string{
+	"response_type", "scope", "state", "response_mode", "nonce", "prompt", "max_age",
+	"login_hint", "id_token_hint", "code_challenge", "code_challenge_method", "request", "request_uri",
 }
 
 // identify is the first step: the client and the redirect URI. Until both are
@@ -108,19 +125,19 @@ func identify(params url.Values, lookup func(id string) (storage.Client, error))
 // redirectable; Request.ResponseMode is set first, so that even an error is
 // delivered the way the client can read it.
 func validate(params url.Values, c storage.Client, req *Request, now time.Time) *oauth.Error {
-	// RFC 6749 §3.1: parameters MUST NOT be repeated.
-	for k, v := range params {
-		if len(v) > 1 {
-			req.ResponseMode = defaultMode(params.Get("response_type"))
-			return redirectError(oauth.ErrInvalidRequest, k+" is repeated")
-		}
-	}
 	p := func(k string) string { return params.Get(k) }
 	req.StartedAt = now
 	req.ResponseType = normalizeResponseType(p("response_type"))
 	req.ResponseMode = defaultMode(req.ResponseType)
-	if len(p("state")) <= MaxStateLength {
-		req.State = p("state")
+	if s := params["state"]; len(s) == 1 && len(s[0]) <= MaxStateLength {
+		req.State = s[0]
+	}
+	// RFC 6749 §3.1: parameters MUST NOT be repeated, and unrecognized ones
+	// MUST be ignored (repeated or not: RFC 8707 resource may well be).
+	for _, k := range parameters {
+		if len(params[k]) > 1 {
+			return redirectError(oauth.ErrInvalidRequest, k+" is repeated")
+		}
 	}
 	switch mode := p("response_mode"); mode {
 	case "":
@@ -128,6 +145,19 @@ func validate(params url.Values, c storage.Client, req *Request, now time.Time) 
 		if mode == ModeQuery && req.ResponseType != oauth.ResponseCode && req.ResponseType != "" {
 			// Multiple Response Type Encoding §5: tokens are never put in a query.
 			return redirectError(oauth.ErrInvalidRequest, "response_mode query cannot carry tokens")
+		}
+		if u, err := url.Parse(req.RedirectURI); mode == ModeFormPost && (err != nil || !webScheme(u.Scheme)) {
+			// A browser can only post a form to an http(s) URI, not to a native
+			// app's private-use scheme.
+			return redirectError(oauth.ErrInvalidRequest, "response_mode form_post needs an http or https redirect_uri")
+		}
+		req.ResponseMode = mode
+	case ModeWebMessage:
+		// The answer is posted to the redirect URI's origin by a page that
+		// origin frames or opened: only an origin the client registered for
+		// browser use may receive it.
+		if o := origin(req.RedirectURI); !strings.HasPrefix(o, "http") || !oauth.Contains(c.AllowedOrigins, o) {
+			return redirectError(oauth.ErrInvalidRequest, "response_mode web_message needs the redirect_uri's origin among the client's allowed_origins")
 		}
 		req.ResponseMode = mode
 	default:
@@ -166,7 +196,7 @@ func validate(params url.Values, c storage.Client, req *Request, now time.Time) 
 		// OIDC Core §11: offline_access is ignored outside the code flow; the
 		// implicit grant never yields refresh tokens.
 		req.Scopes = without(req.Scopes, oauth.ScopeOfflineAccess)
-		if strings.Contains(req.ResponseType, "id_token") && !req.OpenID() {
+		if req.Returns(oauth.ResponseIDToken) && !req.OpenID() {
 			return redirectError(oauth.ErrInvalidScope, "an id_token needs the openid scope")
 		}
 	}
@@ -244,13 +274,17 @@ func normalizeResponseType(rt string) string {
 	return strings.Join(f, " ")
 }
 
-// defaultMode is the response mode when none is asked for: query for codes,
-// fragment when tokens are returned.
+// defaultMode is the response mode when none is asked for: fragment when the
+// response type returns a token or ID token, else query (Multiple Response
+// Type Encoding Practices §2.1, §4: also for "none" and for types Castellan
+// does not know, which carry no token either).
 func defaultMode(responseType string) string {
-	if responseType == "" || responseType == oauth.ResponseCode {
-		return ModeQuery
+	for _, v := range strings.Fields(responseType) {
+		if v == oauth.ResponseToken || v == oauth.ResponseIDToken {
+			return ModeFragment
+		}
 	}
-	return ModeFragment
+	return ModeQuery
 }
 
 func without(list []string, drop string) []string {

@@ -25,9 +25,10 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request, f *flow, s stora
 	}
 	ctx := r.Context()
 	req := f.req
-	if !req.HasPrompt(PromptNone) {
+	if !req.HasPrompt(PromptNone) || f.client.RenewalCountsAsActivity {
 		// An interactive request is the person's activity at Castellan; a silent
-		// renewal is not (an app left open must not keep the session alive).
+		// renewal is not (an app left open must not keep the session alive),
+		// unless the client opted out of that rule.
 		if err := h.Sessions.Touch(ctx, s); err != nil {
 			h.Log.Warn("touch session", "err", err)
 		}
@@ -66,7 +67,7 @@ func (h *Handler) implicit(ctx context.Context, f *flow, s storage.Session, para
 	req := f.req
 	now := h.Clock.Now()
 	var at string
-	if strings.Contains(req.ResponseType, oauth.ResponseToken) {
+	if req.Returns(oauth.ResponseToken) {
 		g, err := h.Grants.IssueImplicit(ctx, storage.Grant{
 			ClientID: f.client.ID, UserID: s.UserID, SID: s.SID, SessionBound: true,
 			Scopes: req.Scopes, AuthTime: s.AuthTime, AMR: s.AMR,
@@ -86,7 +87,7 @@ func (h *Handler) implicit(ctx context.Context, f *flow, s storage.Session, para
 		params.Set("expires_in", strconv.FormatInt(int64(g.ExpiresAt.Sub(now).Seconds()), 10))
 		params.Set("scope", oauth.JoinScope(req.Scopes))
 	}
-	if strings.Contains(req.ResponseType, oauth.ResponseIDToken) {
+	if req.Returns(oauth.ResponseIDToken) {
 		u, err := h.Users.User(ctx, s.UserID)
 		if err != nil {
 			return err
@@ -153,9 +154,21 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, f *flow, param
 	}
 	params.Set("iss", h.Issuer)
 	web.NoStore(w)
+	framers := frameAncestors(f)
 	switch req.ResponseMode {
 	case ModeFormPost:
 		h.formPost(w, r, req.RedirectURI, params)
+	case ModeWebMessage:
+		h.webMessage(w, r, req.RedirectURI, params, framers)
+		return
+	}
+	if len(framers) > 0 {
+		// The redirect itself may load in the app's hidden iframe.
+		w.Header().Del("X-Frame-Options")
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors "+strings.Join(framers, " ")+"; base-uri 'none'; form-action 'none'")
+	}
+	switch req.ResponseMode {
+	case ModeFormPost:
 	case ModeFragment:
 		http.Redirect(w, r, req.RedirectURI+"#"+params.Encode(), http.StatusSeeOther)
 	default:
@@ -168,6 +181,31 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, f *flow, param
 		}
 		http.Redirect(w, r, u, http.StatusSeeOther)
 	}
+}
+
+// frameAncestors are the origins that may frame this authorization response:
+// a silent request's answer (prompt=none, never a page to click on) may load in
+// a hidden iframe of the client's own allowed_origins; nothing else of
+// Castellan may be framed (clickjacking).
+func frameAncestors(f *flow) []string {
+	if !f.req.HasPrompt(PromptNone) {
+		return nil
+	}
+	return f.client.AllowedOrigins
+}
+
+// webMessage renders the Web Message Response Mode page: a script posts the
+// response to the window that framed or opened it, addressed to the exact
+// origin of the registered redirect URI, so no other origin can receive it.
+func (h *Handler) webMessage(w http.ResponseWriter, r *http.Request, redirectURI string, params url.Values, framers []string) {
+	response := make(map[string]string, len(params))
+	for k, v := range params {
+		response[k] = v[0]
+	}
+	h.Pages.Render(w, r, http.StatusOK, "web_message", web.View{Title: "Returning to the application", Page: struct {
+		Origin   string
+		Response map[string]string
+	}{origin(redirectURI), response}}, web.PageOptions{Script: true, FrameAncestors: framers})
 }
 
 type formField struct{ Name, Value string }

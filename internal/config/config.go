@@ -50,6 +50,9 @@ type Database struct {
 	MaxOpenConns    int      `yaml:"max_open_conns"`
 	MaxIdleConns    int      `yaml:"max_idle_conns"`
 	ConnMaxLifetime Duration `yaml:"conn_max_lifetime"`
+	// ConnMaxIdleTime closes PostgreSQL connections left idle this long, so a
+	// node hands connections back to the server after a burst (0: never).
+	ConnMaxIdleTime Duration `yaml:"conn_max_idle_time"`
 	// Migrate applies pending schema migrations at start (default true).
 	Migrate bool `yaml:"migrate"`
 }
@@ -173,6 +176,7 @@ func Default() Config {
 		Log:     Log{Format: "", Level: "info"},
 		Database: Database{
 			ConnMaxLifetime: Duration(30 * time.Minute),
+			ConnMaxIdleTime: Duration(5 * time.Minute),
 			Migrate:         true,
 		},
 		Session: Session{

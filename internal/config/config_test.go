@@ -550,3 +550,26 @@ func eq[T any](t *testing.T, what string, got, want T) {
 		t.Errorf("%s: got %#v, want %#v", what, got, want)
 	}
 }
+
+func TestDatabasePool(t *testing.T) {
+	path := writeFile(t, "castellan.yaml", "storage: postgres://castellan@db.internal/castellan\n"+
+		"database: {max_open_conns: 10, max_idle_conns: 4, conn_max_lifetime: 1h, migrate: false}\n")
+	cfg, err := config.Load(path, []string{"CASTELLAN_DATABASE_CONN_MAX_IDLE_TIME=90s"})
+	if err != nil {
+		t.Fatalf("got %v, want no error", err)
+	}
+	eq(t, "database", cfg.Database, config.Database{MaxOpenConns: 10, MaxIdleConns: 4,
+		ConnMaxLifetime: config.Duration(time.Hour), ConnMaxIdleTime: config.Duration(90 * time.Second), Migrate: false})
+	eq(t, "default database.conn_max_idle_time", config.Default().Database.ConnMaxIdleTime.D(), 5*time.Minute)
+
+	for _, tt := range []struct{ name, yaml, want string }{
+		{"fail/idle-over-open", "database: {max_open_conns: 4, max_idle_conns: 8}\n", "database.max_idle_conns: more than database.max_open_conns (4)"},
+		{"fail/negative-idle-time", "database: {conn_max_idle_time: -1m}\n", "database.conn_max_idle_time: line 1: want a duration that is not negative"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, "castellan.yaml", tt.yaml)
+			_, err := config.Load(path, nil)
+			checkRefusal(t, err, path, tt.want)
+		})
+	}
+}

@@ -50,6 +50,8 @@ func (c *Config) Validate() []string {
 	}
 	if c.Database.MaxOpenConns < 0 || c.Database.MaxIdleConns < 0 {
 		v.add("database", "connection counts must not be negative")
+	} else if c.Database.MaxOpenConns > 0 && c.Database.MaxIdleConns > c.Database.MaxOpenConns {
+		v.add("database.max_idle_conns", "more than database.max_open_conns (%d)", c.Database.MaxOpenConns)
 	}
 
 	v.positive("session.idle_timeout", c.Session.IdleTimeout)

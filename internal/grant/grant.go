@@ -117,8 +117,8 @@ type Redemption struct {
 	Verifier    string
 	// Refresh says whether to start a refresh-token family.
 	Refresh func(scopes []string) bool
-	// SessionBound says whether the grant ends with the SSO session.
-	SessionBound bool
+	// SessionBound says whether a grant of these scopes ends with the SSO session.
+	SessionBound func(scopes []string) bool
 }
 
 // RedeemCode exchanges a code for a grant. Every refusal is invalid_grant
@@ -149,7 +149,7 @@ func (s *Service) RedeemCode(ctx context.Context, r Redemption) (Issued, error) 
 		}
 		g := storage.Grant{
 			ID: c.GrantID, ClientID: c.ClientID, UserID: c.UserID, SID: c.SID,
-			SessionBound: r.SessionBound && c.SID != "", Scopes: c.Scopes,
+			SessionBound: r.SessionBound != nil && r.SessionBound(c.Scopes) && c.SID != "", Scopes: c.Scopes,
 			AuthTime: c.AuthTime, AMR: c.AMR, DPoPJKT: c.DPoPJKT, CreatedAt: now,
 			ExpiresAt: now.Add(s.policy.AccessTTL),
 		}

@@ -1,4 +1,4 @@
-// Package login serves the sign-in page and sign-out: it checks the CSRF token,
+// Package login serves the sign-in page: it checks the CSRF token,
 // throttles guessing per account and per address, verifies the password under
 // the bounded hashing pool, and starts a new SSO session (a new id every time,
 // so a session id planted before sign-in is worthless after it).
@@ -45,7 +45,8 @@ type PendingInfo struct {
 	RedirectOrigin string
 }
 
-// Handler serves /login, /login/cancel, /logout and the home page.
+// Handler serves /login, /login/cancel and the home page. (Sign-out is the
+// logout package's.)
 type Handler struct {
 	Directory *identity.Directory
 	Sessions  *session.Manager
@@ -73,7 +74,6 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET /login", h.form)
 	mux.HandleFunc("POST /login", h.signIn)
 	mux.HandleFunc("POST /login/cancel", h.cancel)
-	mux.HandleFunc("POST /logout", h.signOut)
 	mux.HandleFunc("GET /{$}", h.home)
 }
 
@@ -226,24 +226,6 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	h.Metrics.SignIns.WithLabelValues("error").Inc()
 	h.Log.Error("sign-in", "request_id", web.RequestID(r.Context()), "err", err)
 	h.Pages.Error(w, r, http.StatusInternalServerError, "Something went wrong", web.ErrorPage{Message: "Please try again in a moment."})
-}
-
-func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil || !h.CSRF.Valid(r, r.PostForm.Get(web.CSRFField)) {
-		h.forbidden(w, r)
-		return
-	}
-	if v := h.Cookie.Read(r); v != "" {
-		if s, err := h.Sessions.Lookup(r.Context(), v); err == nil {
-			if _, err := h.Sessions.End(r.Context(), s.IDHash, "logout"); err != nil && !errors.Is(err, session.ErrNoSession) {
-				h.fail(w, r, err)
-				return
-			}
-			h.Log.Info("signed out", "request_id", web.RequestID(r.Context()), "sid", s.SID)
-		}
-	}
-	h.Cookie.Clear(w)
-	http.Redirect(w, r, h.Base+"/", http.StatusSeeOther)
 }
 
 type homePage struct {

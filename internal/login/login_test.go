@@ -323,8 +323,8 @@ func TestSignOut(t *testing.T) {
 		t.Fatalf("sign-out without CSRF ended the session")
 	}
 	p := post(t, c, env.URL+"/logout", url.Values{"csrf_token": {csrfOf(t, home)}})
-	if p.StatusCode != http.StatusSeeOther {
-		t.Fatalf("sign-out: got %d, want 303", p.StatusCode)
+	if p.StatusCode != http.StatusOK || !strings.Contains(p.body, "Signed out") {
+		t.Fatalf("sign-out: got %d, want 200 and the signed-out page", p.StatusCode)
 	}
 	if n := len(sessionsOf(t, env, "alice")); n != 0 {
 		t.Fatalf("sessions after sign-out: got %d, want 0", n)

@@ -5,6 +5,7 @@
 package mint
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
@@ -35,8 +36,13 @@ func (a Audience) MarshalJSON() ([]byte, error) {
 	return json.Marshal([]string(a))
 }
 
-// UnmarshalJSON reads a string or an array.
+// UnmarshalJSON reads a string or an array; null is no audience (not the
+// empty string as one).
 func (a *Audience) UnmarshalJSON(b []byte) error {
+	if string(bytes.TrimSpace(b)) == "null" {
+		*a = nil
+		return nil
+	}
 	var s string
 	if err := json.Unmarshal(b, &s); err == nil {
 		*a = Audience{s}
@@ -205,7 +211,7 @@ func (m *Minter) ParseIDTokenHint(token string) (IDClaims, error) {
 }
 
 func (m *Minter) parse(token, typ string, into any) error {
-	if len(token) > 16<<10 {
+	if len(token) > 16<<10 || !compact(token) {
 		return ErrInvalid
 	}
 	payload, gotTyp, err := m.keys.Verify(token, m.keys.Algorithms())
@@ -216,6 +222,25 @@ func (m *Minter) parse(token, typ string, into any) error {
 		return ErrInvalid
 	}
 	return nil
+}
+
+// compact reports whether token is written in the JWS Compact Serialization,
+// the only one a JWT may use (RFC 7519 §7.2 step 1): three base64url parts
+// and nothing else. The JOSE library would also take the JSON serialization
+// and strip whitespace anywhere, so a padded or reshaped token would still
+// verify; Castellan only accepts a token exactly as it issued it.
+func compact(token string) bool {
+	dots := 0
+	for i := 0; i < len(token); i++ {
+		switch c := token[i]; {
+		case c == '.':
+			dots++
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return dots == 2
 }
 
 // HalfHash is the at_hash / c_hash of OIDC Core §3.1.3.6: the left half of the

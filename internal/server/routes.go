@@ -10,6 +10,7 @@ import (
 
 	"github.com/castellan-auth/castellan/internal/authorize"
 	"github.com/castellan-auth/castellan/internal/login"
+	"github.com/castellan-auth/castellan/internal/logout"
 	"github.com/castellan-auth/castellan/internal/oauth"
 	"github.com/castellan-auth/castellan/internal/oidc"
 	"github.com/castellan-auth/castellan/internal/token"
@@ -26,12 +27,15 @@ const (
 	pathUserinfo   = "/userinfo"
 	pathRevoke     = "/revoke"
 	pathIntrospect = "/introspect"
+	pathEndSession = "/end_session"
+	pathActivity   = "/session/activity"
+	pathEvents     = "/session/events"
 )
 
 // maxBody bounds every request body: no form or JSON we accept comes near it.
 const maxBody = 64 << 10
 
-func (s *Server) routes(lh *login.Handler, az *authorize.Handler, te *token.Endpoint, ui *userinfo.Endpoint) http.Handler {
+func (s *Server) routes(lh *login.Handler, az *authorize.Handler, te *token.Endpoint, ui *userinfo.Endpoint, lo *logout.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
@@ -42,6 +46,11 @@ func (s *Server) routes(lh *login.Handler, az *authorize.Handler, te *token.Endp
 	az.Mount(mux, pathAuthorize)
 	te.Mount(mux, pathToken, pathRevoke, pathIntrospect)
 	ui.Mount(mux, pathUserinfo)
+	lo.Mount(mux, pathEndSession)
+	s.Presence.Mount(mux, pathActivity, pathEvents)
+	for _, p := range []string{pathDiscovery, pathJWKS} {
+		mux.HandleFunc("OPTIONS "+p, s.CORS.Preflight(http.MethodGet))
+	}
 
 	var h http.Handler = mux
 	if s.base != "" {
@@ -82,9 +91,10 @@ func (s *Server) metadata() oidc.Metadata {
 		JWKSURI:                                    s.URL(pathJWKS),
 		RevocationEndpoint:                         s.URL(pathRevoke),
 		IntrospectionEndpoint:                      s.URL(pathIntrospect),
+		EndSessionEndpoint:                         s.URL(pathEndSession),
 		ScopesSupported:                            oidc.Scopes,
 		ResponseTypesSupported:                     responseTypes,
-		ResponseModesSupported:                     []string{authorize.ModeQuery, authorize.ModeFragment, authorize.ModeFormPost},
+		ResponseModesSupported:                     []string{authorize.ModeQuery, authorize.ModeFragment, authorize.ModeFormPost, authorize.ModeWebMessage},
 		GrantTypesSupported:                        grantTypes,
 		SubjectTypesSupported:                      []string{"public"},
 		IDTokenSigningAlgValuesSupported:           s.cfg.Signing.Algorithms,
@@ -98,6 +108,12 @@ func (s *Server) metadata() oidc.Metadata {
 		CodeChallengeMethodsSupported:              []string{oauth.PKCES256},
 		AuthorizationResponseIssParameterSupported: true,
 		PromptValuesSupported:                      []string{authorize.PromptNone, authorize.PromptLogin, authorize.PromptConsent, authorize.PromptSelectAccount},
+		FrontchannelLogoutSupported:                true,
+		FrontchannelLogoutSessionSupported:         true,
+		BackchannelLogoutSupported:                 true,
+		BackchannelLogoutSessionSupported:          true,
+		SessionEndedEndpoint:                       s.URL(pathEvents),
+		ActivityEndpoint:                           s.URL(pathActivity),
 	}
 }
 
@@ -113,11 +129,13 @@ func (s *Server) implicitInUse() bool {
 }
 
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
+	s.CORS.Public(w, r)
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	writeJSON(w, http.StatusOK, s.metadata())
 }
 
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
+	s.CORS.Public(w, r)
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	// Short: keys rotate, and clients re-fetch on an unknown kid anyway.
 	w.Header().Set("Cache-Control", "public, max-age=300")

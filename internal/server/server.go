@@ -19,8 +19,11 @@ import (
 	"github.com/castellan-auth/castellan/internal/grant"
 	"github.com/castellan-auth/castellan/internal/identity"
 	"github.com/castellan-auth/castellan/internal/login"
+	"github.com/castellan-auth/castellan/internal/logout"
 	"github.com/castellan-auth/castellan/internal/metrics"
 	"github.com/castellan-auth/castellan/internal/mint"
+	"github.com/castellan-auth/castellan/internal/oauth"
+	"github.com/castellan-auth/castellan/internal/presence"
 	"github.com/castellan-auth/castellan/internal/seal"
 	"github.com/castellan-auth/castellan/internal/session"
 	"github.com/castellan-auth/castellan/internal/signing"
@@ -58,6 +61,9 @@ type Server struct {
 	Secrets  client.Secrets
 	Grants   *grant.Service
 	Mint     *mint.Minter
+	Notifier *logout.Notifier
+	Presence *presence.Endpoint
+	CORS     *web.CORS
 }
 
 // New builds the provider: it makes sure signing keys exist and provisions the
@@ -101,7 +107,18 @@ func New(ctx context.Context, d Deps) (*Server, error) {
 	if err := s.Keys.Ensure(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.provision(ctx); err != nil {
+	// Nodes starting together provision the same clients and users: one at a
+	// time, so that the later ones find what the first created.
+	unlock, err := storage.Lock(ctx, d.Store, "provision")
+	if err != nil {
+		return nil, err
+	}
+	err = s.provision(ctx)
+	unlock()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.warnLegacy(ctx, d.Store); err != nil {
 		return nil, err
 	}
 
@@ -136,6 +153,28 @@ func New(ctx context.Context, d Deps) (*Server, error) {
 		Metrics: s.Metrics, Log: d.Log,
 	}
 	ui := &userinfo.Endpoint{Mint: s.Mint, Grants: s.Grants, Users: d.Store, Clock: d.Clock, Log: d.Log}
+	s.CORS = web.NewCORS(func(ctx context.Context) ([]string, error) {
+		clients, err := d.Store.ListClients(ctx)
+		var origins []string
+		for _, c := range clients {
+			origins = append(origins, c.AllowedOrigins...)
+		}
+		return origins, err
+	})
+	if err := s.CORS.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	te.CORS = s.CORS
+	ui.CORS, ui.Clients = s.CORS, d.Store
+	s.Notifier = logout.NewNotifier(d.Store, s.Mint, cfg.Signing.Algorithms, d.Clock, d.Log)
+	s.Sessions.OnEnded(s.Notifier.Ended)
+	broker := presence.NewBroker()
+	s.Sessions.OnEnded(broker.Ended)
+	s.Presence = &presence.Endpoint{Mint: s.Mint, Grants: s.Grants, Sessions: s.Sessions, Store: d.Store,
+		CORS: s.CORS, Broker: broker, Clock: d.Clock, Log: d.Log}
+	te.Activity = presence.Renewals{Sessions: s.Sessions, Store: d.Store, Log: d.Log}
+	lo := &logout.Handler{Issuer: cfg.Issuer, Base: s.base, Store: d.Store, Sessions: s.Sessions, Cookie: cookie,
+		CSRF: csrf, Pages: pages, Mint: s.Mint, Notifier: s.Notifier, Clock: d.Clock, Log: d.Log}
 	lh := &login.Handler{
 		Directory: s.Users,
 		Sessions:  s.Sessions,
@@ -152,7 +191,7 @@ func New(ctx context.Context, d Deps) (*Server, error) {
 		Base:     s.base,
 		Pending:  az,
 	}
-	s.handler = s.routes(lh, az, te, ui)
+	s.handler = s.routes(lh, az, te, ui, lo)
 	return s, nil
 }
 
@@ -206,6 +245,7 @@ func (s *Server) Run(ctx context.Context) {
 	defer keys.Stop()
 	defer sweep.Stop()
 	defer cleanup.Stop()
+	go s.Notifier.Run(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -213,6 +253,9 @@ func (s *Server) Run(ctx context.Context) {
 		case <-keys.C:
 			if err := s.Keys.Maintain(ctx); err != nil {
 				s.log.Error("signing key maintenance", "err", err)
+			}
+			if err := s.CORS.Refresh(ctx); err != nil {
+				s.log.Error("reload allowed origins", "err", err)
 			}
 		case <-sweep.C:
 			if n, err := s.Sessions.Sweep(ctx); err != nil {
@@ -235,4 +278,21 @@ const pendingTTL = 15 * time.Minute
 // timeout, between 1 and 30 seconds.
 func sweepInterval(idle time.Duration) time.Duration {
 	return min(max(idle/60, time.Second), 30*time.Second)
+}
+
+// warnLegacy logs a warning for every client that may use the implicit grant:
+// its tokens travel in the URL fragment and cannot be sender-constrained or
+// refreshed (RFC 9700 §2.1.2), so an operator should know who still uses it.
+func (s *Server) warnLegacy(ctx context.Context, store storage.Storage) error {
+	clients, err := store.ListClients(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range clients {
+		if oauth.Contains(c.GrantTypes, oauth.GrantImplicit) {
+			s.log.Warn("client uses the legacy implicit grant: tokens are returned in the URL fragment; move it to the authorization code flow with PKCE",
+				"client_id", c.ID, "response_types", c.ResponseTypes)
+		}
+	}
+	return nil
 }

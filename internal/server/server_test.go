@@ -1,13 +1,16 @@
 package server_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/castellan-auth/castellan/internal/config"
 	"github.com/castellan-auth/castellan/internal/server/servertest"
 )
 
@@ -89,7 +92,7 @@ func getJSON(t *testing.T, u string, v any) {
 func TestLayers(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "github.com/castellan-auth/castellan/...").Output()
 	if err != nil {
-		t.Skipf("go list unavailable: %v", err)
+		t.Fatalf("go list: %v", err)
 	}
 	const mod = "github.com/castellan-auth/castellan/"
 	leaves := map[string]bool{mod + "internal/oauth": true, mod + "internal/storage": true, mod + "internal/clock": true, mod + "internal/opaque": true}
@@ -106,6 +109,11 @@ func TestLayers(t *testing.T) {
 			if imp == mod+"internal/server" && !strings.HasPrefix(pkg, mod+"cmd/") && pkg != mod+"internal/server/servertest" {
 				t.Errorf("%s imports the server", pkg)
 			}
+			if strings.HasPrefix(pkg, mod+"resource") && strings.HasPrefix(imp, mod+"internal/") {
+				// resource is the public package resource servers import: it
+				// must stand alone, so its API never leaks internal types.
+				t.Errorf("%s (public) imports %s", pkg, imp)
+			}
 			if strings.HasPrefix(imp, mod+"cmd/") {
 				t.Errorf("%s imports a command", pkg)
 			}
@@ -119,5 +127,28 @@ func TestLayers(t *testing.T) {
 				t.Errorf("package %s: no util/common/helpers", pkg)
 			}
 		}
+	}
+}
+
+// Every client that may use the legacy implicit grant is named in a warning
+// at start; the others are not.
+func TestImplicitClientsWarnedAtStart(t *testing.T) {
+	var logs bytes.Buffer
+	cfg := servertest.WithClients(servertest.Config())
+	cfg.Clients = append(cfg.Clients, config.Client{
+		ClientID: "legacy", TokenEndpointAuthMethod: "none", RedirectURIs: []string{"https://legacy.example/cb"},
+		GrantTypes: []string{"implicit"}, ResponseTypes: []string{"id_token token"}, Scope: "openid",
+	})
+	servertest.New(t, servertest.Options{Config: cfg, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	var warned []string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "level=WARN") && strings.Contains(line, "implicit grant") {
+			_, id, _ := strings.Cut(line, "client_id=")
+			id, _, _ = strings.Cut(id, " ")
+			warned = append(warned, id)
+		}
+	}
+	if len(warned) != 1 || warned[0] != "legacy" {
+		t.Errorf("implicit-grant warnings named %v, want [legacy]\n%s", warned, logs.String())
 	}
 }

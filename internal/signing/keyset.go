@@ -44,9 +44,16 @@ type Policy struct {
 	MaxTokenLifetime time.Duration
 }
 
+// Store is what a Keyset needs from storage: the keys, and a lock that lets
+// one node at a time change them.
+type Store interface {
+	storage.SigningKeys
+	storage.Locker
+}
+
 // Keyset is the set of signing keys, cached in memory.
 type Keyset struct {
-	store  storage.SigningKeys
+	store  Store
 	master *seal.Key
 	clock  clock.Clock
 	policy Policy
@@ -71,28 +78,51 @@ type signerKey struct {
 }
 
 // New returns an empty keyset; call Load (or Ensure) before use.
-func New(store storage.SigningKeys, master *seal.Key, clk clock.Clock, p Policy, log *slog.Logger) *Keyset {
+func New(store Store, master *seal.Key, clk clock.Clock, p Policy, log *slog.Logger) *Keyset {
 	return &Keyset{store: store, master: master, clock: clk, policy: p, log: log,
 		keys: map[string]*key{}, signer: map[signerKey]jose.Signer{}}
 }
 
 // Ensure loads the keys and creates a current key for every configured
 // algorithm that has none (first start, or an algorithm newly configured).
+// Nodes starting together against an empty database create one key per
+// algorithm between them: each waits for the maintenance lock and looks again.
 func (ks *Keyset) Ensure(ctx context.Context) error {
 	if err := ks.Load(ctx); err != nil {
 		return err
 	}
+	if len(ks.missing(ks.clock.Now())) == 0 {
+		return nil
+	}
+	unlock, err := ks.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := ks.Load(ctx); err != nil {
+		return err
+	}
 	now := ks.clock.Now()
-	for _, alg := range ks.policy.Algorithms {
-		if ks.current(alg, now) != nil {
-			continue
-		}
-		// A brand-new key may sign at once: no token names a key of this algorithm yet.
-		if _, err := ks.create(ctx, alg, now, now); err != nil {
+	for _, alg := range ks.missing(now) {
+		// Pending: another node created it after all (it had lost the lock).
+		if _, err := ks.rotate(ctx, alg, now); err != nil && !errors.Is(err, ErrRotationPending) {
 			return err
 		}
 	}
 	return ks.Load(ctx)
+}
+
+// missing lists the configured algorithms with neither a current key nor a
+// next one. (A next key without a current one is a first key created by a node
+// whose clock is ahead by more than firstKeySkew: it signs soon.)
+func (ks *Keyset) missing(now time.Time) []string {
+	var out []string
+	for _, alg := range ks.policy.Algorithms {
+		if ks.current(alg, now) == nil && ks.next(alg, now) == nil {
+			out = append(out, alg)
+		}
+	}
+	return out
 }
 
 // Load re-reads the keys from storage, decrypting only keys not seen before.
@@ -149,8 +179,8 @@ func (ks *Keyset) open(rec storage.SigningKey) (*key, error) {
 	return &key{rec: rec, jwk: jwk, pub: jwk.Public(), alg: jose.SignatureAlgorithm(rec.Algorithm), sign: signer}, nil
 }
 
-// create generates, seals and stores a new key.
-func (ks *Keyset) create(ctx context.Context, alg string, now, activates time.Time) (storage.SigningKey, error) {
+// newKey generates and seals a key; it is stored by ScheduleSigningKey.
+func (ks *Keyset) newKey(alg string, now, activates time.Time) (storage.SigningKey, error) {
 	priv, err := generate(alg)
 	if err != nil {
 		return storage.SigningKey{}, err
@@ -166,18 +196,13 @@ func (ks *Keyset) create(ctx context.Context, alg string, now, activates time.Ti
 	if err != nil {
 		return storage.SigningKey{}, err
 	}
-	rec := storage.SigningKey{
+	return storage.SigningKey{
 		KID:         jwk.KeyID,
 		Algorithm:   alg,
 		Sealed:      ks.master.Seal(plain, "signing-key:"+jwk.KeyID),
 		CreatedAt:   now,
 		ActivatesAt: activates,
-	}
-	if err := ks.store.CreateSigningKey(ctx, rec); err != nil {
-		return storage.SigningKey{}, fmt.Errorf("store signing key: %w", err)
-	}
-	ks.log.Info("signing key created", "kid", rec.KID, "alg", alg, "activates_at", activates)
-	return rec, nil
+	}, nil
 }
 
 func generate(alg string) (crypto.Signer, error) {
@@ -280,7 +305,8 @@ func (ks *Keyset) Verify(token string, allowed []string) ([]byte, string, error)
 	for _, a := range allowed {
 		algs = append(algs, jose.SignatureAlgorithm(a))
 	}
-	jws, err := jose.ParseSigned(token, algs)
+	// Compact serialization only: the JSON forms carry unprotected headers.
+	jws, err := jose.ParseSignedCompact(token, algs)
 	if err != nil {
 		return nil, "", err
 	}

@@ -17,6 +17,7 @@ type Storage interface {
 	SigningKeys
 	Throttles
 	ReplayCache
+	Locker
 
 	// Ping reports whether the backend answers.
 	Ping(ctx context.Context) error
@@ -158,10 +159,32 @@ type Grants interface {
 // SigningKeys stores JOSE signing keys.
 type SigningKeys interface {
 	CreateSigningKey(ctx context.Context, k SigningKey) error
+	// ScheduleSigningKey stores next and, when retire is not nil, sets the
+	// stored RetiresAt and ExpiresAt of the key retire names, in one transaction
+	// serialized with every other ScheduleSigningKey (on every node). It stores
+	// nothing and returns ErrConflict unless, at now, every other key of next's
+	// algorithm has retired (RetiresAt set and not after now) and retire, if
+	// given, has no RetiresAt yet; ErrNotFound if retire names no key. So of two
+	// nodes rotating at once exactly one succeeds, and an algorithm never has
+	// two keys waiting to sign.
+	ScheduleSigningKey(ctx context.Context, next SigningKey, retire *SigningKey, now time.Time) error
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
 	// UpdateSigningKey sets the schedule fields (ActivatesAt, RetiresAt, ExpiresAt).
 	UpdateSigningKey(ctx context.Context, k SigningKey) error
 	DeleteSigningKey(ctx context.Context, kid string) error
+}
+
+// Locker takes named locks that let one node at a time do occasional work
+// that every node would otherwise start at the same moment (signing-key
+// rotation). A lock coordinates; it does not make the work safe on its own: a
+// holder whose connection breaks may lose the lock without noticing, so the
+// work must still go through atomic calls (as ScheduleSigningKey is).
+type Locker interface {
+	// TryLock takes the lock called name if nobody holds it, without waiting.
+	// ok is false while another holder has it, on this node or another one.
+	// unlock releases it and may be called more than once. A lock whose holder
+	// dies (process killed, connection lost) is released by the backend.
+	TryLock(ctx context.Context, name string) (unlock func(), ok bool, err error)
 }
 
 // Throttles counts failed sign-in attempts.

@@ -23,7 +23,7 @@ func (authorizationCode) handle(ctx context.Context, e *Endpoint, req *request) 
 		RedirectURI:  req.form["redirect_uri"],
 		Verifier:     req.form["code_verifier"],
 		Refresh:      func(scopes []string) bool { return issuesRefresh(c, scopes) },
-		SessionBound: sessionBound(c),
+		SessionBound: func(scopes []string) bool { return sessionBound(c, scopes) },
 	})
 	if err != nil {
 		return nil, err
@@ -45,9 +45,15 @@ func issuesRefresh(c storage.Client, scopes []string) bool {
 	return true
 }
 
-// sessionBound says whether a client's grants end with the SSO session: by
-// default for public clients (a browser app's refresh tokens must not outlive
-// the person's sign-in), unless the client is configured for offline access.
-func sessionBound(c storage.Client) bool {
-	return c.Public() && !c.OfflineRefresh
+// sessionBound says whether a grant ends with the SSO session, so that
+// signing out (or the session expiring) ends every renewal. Only an offline
+// grant outlives it: a confidential client that asked for offline_access, or a
+// public client configured for offline access (offline_refresh). A browser
+// app's refresh tokens are bound by default: the person's presence at
+// Castellan keeps its meaning.
+func sessionBound(c storage.Client, scopes []string) bool {
+	if c.Public() {
+		return !c.OfflineRefresh
+	}
+	return !oauth.Contains(scopes, oauth.ScopeOfflineAccess)
 }

@@ -49,6 +49,9 @@ type Endpoint struct {
 	Log        *slog.Logger
 	// Activity, if set, hears about refreshes.
 	Activity Activity
+	// CORS lets the browser apps of clients with allowed_origins call the
+	// token and revocation endpoints; nil answers no cross-origin request.
+	CORS *web.CORS
 
 	types map[string]grantType
 }
@@ -84,6 +87,30 @@ func (e *Endpoint) Mount(mux *http.ServeMux, tokenPath, revokePath, introspectPa
 	mux.HandleFunc("POST "+tokenPath, e.token)
 	mux.HandleFunc("POST "+revokePath, e.revoke)
 	mux.HandleFunc("POST "+introspectPath, e.introspect)
+	if e.CORS != nil {
+		// Introspection is for resource servers, not browsers: no preflight.
+		mux.HandleFunc("OPTIONS "+tokenPath, e.CORS.Preflight(http.MethodPost))
+		mux.HandleFunc("OPTIONS "+revokePath, e.CORS.Preflight(http.MethodPost))
+	}
+}
+
+// crossOrigin makes errors readable by any registered origin before the
+// client is known (so a misconfigured SPA sees why it failed).
+func (e *Endpoint) crossOrigin(w http.ResponseWriter, r *http.Request) {
+	if e.CORS != nil {
+		e.CORS.Public(w, r)
+	}
+}
+
+// originAllowed refuses a browser request from an origin the authenticated
+// client did not register; the answer is then unreadable to that origin.
+// Credentials are never allowed (Access-Control-Allow-Credentials is not
+// sent), so the SSO cookie cannot ride along.
+func (e *Endpoint) originAllowed(w http.ResponseWriter, r *http.Request, c storage.Client) error {
+	if origin := web.Origin(r); origin != "" && (e.CORS == nil || !e.CORS.Check(w, r, c.AllowedOrigins)) {
+		return &oauth.Error{Code: oauth.ErrInvalidRequest, Description: "this client does not allow requests from origin " + quote(origin)}
+	}
+	return nil
 }
 
 // parseForm reads the urlencoded body once into single values (RFC 6749 §3.2:
@@ -105,6 +132,7 @@ func parseForm(r *http.Request) (map[string]string, error) {
 }
 
 func (e *Endpoint) token(w http.ResponseWriter, r *http.Request) {
+	e.crossOrigin(w, r)
 	grantType := "unknown"
 	resp, err := func() (*Response, error) {
 		form, err := parseForm(r)
@@ -120,6 +148,9 @@ func (e *Endpoint) token(w http.ResponseWriter, r *http.Request) {
 		}
 		c, err := e.Auth.Authenticate(r.Context(), r, form)
 		if err != nil {
+			return nil, err
+		}
+		if err := e.originAllowed(w, r, c); err != nil {
 			return nil, err
 		}
 		if !ok {

@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/castellan-auth/castellan/internal/grant"
@@ -17,6 +18,19 @@ import (
 func (e *Endpoint) respond(ctx context.Context, c storage.Client, is grant.Issued, nonce string) (*Response, error) {
 	now := e.Clock.Now()
 	g := is.Grant
+	// The person must still be allowed to sign in. Disabling a user revokes
+	// their grants, but a code issued before that (and redeemed within its
+	// minute) would start a new grant, not bound to any session, after it.
+	u, err := e.Users.GetUser(ctx, g.UserID)
+	if errors.Is(err, storage.ErrNotFound) || err == nil && u.Disabled {
+		if err := e.Grants.RevokeGrant(ctx, g.ID); err != nil {
+			return nil, err
+		}
+		return nil, &oauth.Error{Code: oauth.ErrInvalidGrant, Description: "unknown, expired or revoked grant"}
+	}
+	if err != nil {
+		return nil, err
+	}
 	at, _, err := e.Mint.NewAccess(mint.AccessParams{
 		ClientID: c.ID, Subject: g.UserID, Scopes: is.Scopes, GrantID: g.ID, SID: g.SID,
 		AuthTime: g.AuthTime, AMR: g.AMR, IssuedAt: now, Expiry: is.AccessExpiry, JKT: g.DPoPJKT,
@@ -29,10 +43,6 @@ func (e *Endpoint) respond(ctx context.Context, c storage.Client, is grant.Issue
 		RefreshToken: is.RefreshToken, Scope: oauth.JoinScope(is.Scopes),
 	}
 	if oauth.Contains(g.Scopes, oauth.ScopeOpenID) {
-		u, err := e.Users.GetUser(ctx, g.UserID)
-		if err != nil {
-			return nil, err
-		}
 		alg := oidc.IDTokenAlgorithm(c, e.Algorithms)
 		resp.IDToken, err = e.Mint.NewID(alg, mint.IDParams{
 			ClientID: c.ID, Subject: g.UserID, SID: g.SID, Nonce: nonce, AuthTime: g.AuthTime,

@@ -19,6 +19,7 @@ import (
 // client are answered 200 and left alone (§2.2), so the endpoint reveals
 // nothing. A storage failure is a 5xx, never a false 200.
 func (e *Endpoint) revoke(w http.ResponseWriter, r *http.Request) {
+	e.crossOrigin(w, r)
 	err := func() error {
 		form, err := parseForm(r)
 		if err != nil {
@@ -26,6 +27,9 @@ func (e *Endpoint) revoke(w http.ResponseWriter, r *http.Request) {
 		}
 		c, err := e.Auth.Authenticate(r.Context(), r, form)
 		if err != nil {
+			return err
+		}
+		if err := e.originAllowed(w, r, c); err != nil {
 			return err
 		}
 		token := form["token"]

@@ -25,6 +25,11 @@ type Users interface {
 	GetUser(ctx context.Context, id string) (storage.User, error)
 }
 
+// Clients finds the client a token was issued to, for its allowed origins.
+type Clients interface {
+	GetClient(ctx context.Context, id string) (storage.Client, error)
+}
+
 // Endpoint serves GET and POST /userinfo.
 type Endpoint struct {
 	Mint   *mint.Minter
@@ -32,12 +37,20 @@ type Endpoint struct {
 	Users  Users
 	Clock  clock.Clock
 	Log    *slog.Logger
+	// CORS and Clients let browser apps call the endpoint from the
+	// allowed_origins of the client the token was issued to; with CORS nil
+	// no cross-origin request is answered.
+	CORS    *web.CORS
+	Clients Clients
 }
 
 // Mount registers the endpoint.
 func (e *Endpoint) Mount(mux *http.ServeMux, path string) {
 	mux.HandleFunc("GET "+path, e.serve)
 	mux.HandleFunc("POST "+path, e.serve)
+	if e.CORS != nil {
+		mux.HandleFunc("OPTIONS "+path, e.CORS.Preflight(http.MethodGet, http.MethodPost))
+	}
 }
 
 // challenge writes an RFC 6750 §3 error with its WWW-Authenticate header. With
@@ -59,21 +72,36 @@ func challenge(w http.ResponseWriter, status int, code, desc string) {
 	}
 }
 
-// bearer extracts the token of an Authorization: Bearer header.
-func bearer(r *http.Request) (string, bool) {
+// bearer extracts the token of an Authorization: Bearer header (RFC 6750
+// §2.1). present is false when the request carries no Bearer credentials at
+// all — no Authorization header, or one of another scheme — which earns the
+// bare challenge (§3.1: "the client was unaware that authentication is
+// necessary or attempted using an unsupported authentication method"); a
+// Bearer header without exactly one token, or two Authorization headers, is
+// malformed.
+func bearer(r *http.Request) (token string, present, malformed bool) {
 	h := r.Header.Values("Authorization")
-	if len(h) != 1 {
-		return "", false
+	switch {
+	case len(h) == 0:
+		return "", false, false
+	case len(h) > 1:
+		return "", true, true
 	}
-	scheme, tok, ok := strings.Cut(h[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
+	scheme, tok, _ := strings.Cut(strings.TrimSpace(h[0]), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", false, false
 	}
 	tok = strings.TrimSpace(tok)
-	return tok, tok != ""
+	if tok == "" || strings.ContainsAny(tok, " \t") {
+		return "", true, true
+	}
+	return tok, true, false
 }
 
 func (e *Endpoint) serve(w http.ResponseWriter, r *http.Request) {
+	if e.CORS != nil {
+		e.CORS.Public(w, r)
+	}
 	// Tokens in URLs end up in logs and Referer headers (RFC 6750 §5.3, OAuth
 	// 2.1 §5.2): refused, and so is the form-body variant.
 	if r.URL.Query().Has("access_token") {
@@ -86,12 +114,12 @@ func (e *Endpoint) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	tok, ok := bearer(r)
-	if !ok {
-		if r.Header.Get("Authorization") != "" {
-			challenge(w, http.StatusUnauthorized, oauth.ErrInvalidRequest, "malformed Authorization header")
-			return
-		}
+	tok, present, malformed := bearer(r)
+	switch {
+	case malformed:
+		challenge(w, http.StatusBadRequest, oauth.ErrInvalidRequest, "malformed Authorization header")
+		return
+	case !present:
 		challenge(w, http.StatusUnauthorized, "", "")
 		return
 	}
@@ -106,6 +134,13 @@ func (e *Endpoint) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	if ok, err := e.originAllowed(w, r, claims.ClientID); err != nil {
+		e.fail(w, r, err)
+		return
+	} else if !ok {
+		challenge(w, http.StatusForbidden, oauth.ErrInvalidRequest, "the client of this token does not allow requests from this origin")
+		return
+	}
 	active, err := e.Grants.AccessActive(ctx, claims.JTI, claims.Grant)
 	if err != nil {
 		e.fail(w, r, err)
@@ -136,6 +171,25 @@ func (e *Endpoint) serve(w http.ResponseWriter, r *http.Request) {
 	web.NoStore(w)
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(response{Subject: u.ID, UserClaims: oidc.UserClaims(u, scopes)})
+}
+
+// originAllowed reports whether a browser request comes from an origin the
+// token's client registered (true for requests without Origin).
+func (e *Endpoint) originAllowed(w http.ResponseWriter, r *http.Request, clientID string) (bool, error) {
+	if web.Origin(r) == "" {
+		return true, nil
+	}
+	if e.CORS == nil || e.Clients == nil {
+		return false, nil
+	}
+	c, err := e.Clients.GetClient(r.Context(), clientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return e.CORS.Check(w, r, c.AllowedOrigins), nil
 }
 
 func (e *Endpoint) fail(w http.ResponseWriter, r *http.Request, err error) {

@@ -75,6 +75,8 @@ type PageOptions struct {
 	FormActions []string
 	// Script allows the page's nonce-tagged inline script.
 	Script bool
+	// FrameSources are the origins the page may embed in iframes (front-channel logout).
+	FrameSources []string
 	// FrameAncestors, when set, are the origins that may frame the page instead
 	// of none (only the silent-authentication answer).
 	FrameAncestors []string
@@ -110,6 +112,9 @@ func (p *Pages) Render(w http.ResponseWriter, r *http.Request, status int, name 
 	csp := "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action " + formAction + "; base-uri 'none'"
 	if opt.Script {
 		csp += "; script-src 'nonce-" + v.Nonce + "'"
+	}
+	if len(opt.FrameSources) > 0 {
+		csp += "; frame-src " + strings.Join(opt.FrameSources, " ")
 	}
 	if len(opt.FrameAncestors) > 0 {
 		csp += "; frame-ancestors " + strings.Join(opt.FrameAncestors, " ")

@@ -124,6 +124,11 @@ func New(t testing.TB, opt Options) *Env {
 		t.Fatal(err)
 	}
 	h = srv.Handler()
+	// Background work (notifications, sweeps) runs as in production; the
+	// sweeper uses the fake clock, and tests may also call Sweep directly.
+	bg, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	go srv.Run(bg)
 	return &Env{T: t, Server: srv, HTTP: hs, Store: store, Clock: clk, Config: cfg, Master: master, URL: hs.URL}
 }
 

@@ -56,7 +56,13 @@ func openSQLite(path string, opts Options) (*Store, error) {
 	r.SetMaxIdleConns(idle(opts, n))
 	r.SetConnMaxLifetime(0)
 	r.SetConnMaxIdleTime(0)
-	return &Store{flavor: flavorSQLite, w: w, r: r}, nil
+	locks, err := newFileLocker(path)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	return &Store{flavor: flavorSQLite, w: w, r: r, locks: locks}, nil
 }
 
 // uriPath escapes what SQLite's URI filenames would otherwise read as the
@@ -64,6 +70,10 @@ func openSQLite(path string, opts Options) (*Store, error) {
 var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
 func openPostgres(dsn string, opts Options) (*Store, error) {
+	locks, err := newAdvisoryLocker(dsn)
+	if err != nil {
+		return nil, err
+	}
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %v", redactDSN(err.Error()))
@@ -79,7 +89,8 @@ func openPostgres(dsn string, opts Options) (*Store, error) {
 		life = 30 * time.Minute
 	}
 	db.SetConnMaxLifetime(life)
-	return &Store{flavor: flavorPostgres, w: db, r: db}, nil
+	db.SetConnMaxIdleTime(max(opts.ConnMaxIdleTime, 0))
+	return &Store{flavor: flavorPostgres, w: db, r: db, locks: locks}, nil
 }
 
 func idle(opts Options, open int) int {

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"time"
 
 	"github.com/castellan-auth/castellan/internal/storage"
 )
@@ -38,4 +39,49 @@ func (s *Store) UpdateSigningKey(ctx context.Context, k storage.SigningKey) erro
 
 func (s *Store) DeleteSigningKey(ctx context.Context, kid string) error {
 	return mustAffect(s.exec(ctx, `DELETE FROM signing_keys WHERE kid = ?`, kid))
+}
+
+// ScheduleSigningKey stores next and retires the key it replaces in one
+// transaction (see storage.SigningKeys). SQLite write transactions are already
+// exclusive (BEGIN IMMEDIATE); on PostgreSQL a transaction-scoped advisory lock
+// serializes them, so the check below sees every rotation committed before it.
+// Unlike a session lock it cannot outlive the transaction: a node that dies
+// mid-way leaves nothing behind, neither lock nor half a rotation.
+func (s *Store) ScheduleSigningKey(ctx context.Context, next storage.SigningKey, retire *storage.SigningKey, now time.Time) error {
+	return s.inTx(ctx, func(t *tx) error {
+		if s.flavor == flavorPostgres {
+			if _, err := t.exec(`SELECT pg_advisory_xact_lock(hashtextextended('castellan/' || coalesce(current_schema(), '') || '/tx/signing_keys', 0))`); err != nil {
+				return err
+			}
+		}
+		retireKID := ""
+		if retire != nil {
+			retireKID = retire.KID
+		}
+		var live int
+		if err := t.queryRow(`SELECT COUNT(*) FROM signing_keys WHERE algorithm = ? AND kid <> ? AND (retires_at = 0 OR retires_at > ?)`,
+			next.Algorithm, retireKID, ts(now)).Scan(&live); err != nil {
+			return s.mapErr(err)
+		}
+		if live > 0 {
+			return storage.ErrConflict
+		}
+		if retire != nil {
+			var alg string
+			var retires int64
+			if err := t.queryRow(`SELECT algorithm, retires_at FROM signing_keys WHERE kid = ?`+s.forUpdate(), retire.KID).Scan(&alg, &retires); err != nil {
+				return s.mapErr(err)
+			}
+			if alg != next.Algorithm || retires != 0 {
+				return storage.ErrConflict
+			}
+			if _, err := t.exec(`UPDATE signing_keys SET retires_at = ?, expires_at = ? WHERE kid = ?`,
+				ts(retire.RetiresAt), ts(retire.ExpiresAt), retire.KID); err != nil {
+				return err
+			}
+		}
+		_, err := t.exec(`INSERT INTO signing_keys (kid, algorithm, sealed, created_at, activates_at, retires_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			next.KID, next.Algorithm, next.Sealed, ts(next.CreatedAt), ts(next.ActivatesAt), ts(next.RetiresAt), ts(next.ExpiresAt))
+		return err
+	})
 }

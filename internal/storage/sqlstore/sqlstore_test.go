@@ -40,8 +40,9 @@ func TestConformance(t *testing.T) {
 			if b.name == "postgres" {
 				storagetest.RequirePostgres(t) // skip once, not in every subtest
 			}
-			storagetest.Run(t, func(t *testing.T) storage.Storage {
-				return openStore(t, b.dsn(t), Options{})
+			storagetest.Run(t, func(t *testing.T) func() storage.Storage {
+				dsn := b.dsn(t)
+				return func() storage.Storage { return openStore(t, dsn, Options{}) }
 			})
 		})
 	}
@@ -227,5 +228,65 @@ func TestOpenPostgresSingleConnection(t *testing.T) {
 	defer s.Close()
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("Ping: %v", err)
+	}
+}
+
+// A node that loses its connection loses its lock: the server releases it, so
+// a crashed or cut-off node never blocks the others. Unlocking afterwards is
+// harmless.
+func TestPostgresLockReleasedWithConnection(t *testing.T) {
+	ctx := t.Context()
+	dsn := storagetest.PostgresDSN(t)
+	a, b := openStore(t, dsn, Options{}), openStore(t, dsn, Options{})
+	unlock, ok, err := a.TryLock(ctx, "maintenance")
+	if err != nil || !ok {
+		t.Fatalf("TryLock: got %v, %v; want the lock", ok, err)
+	}
+	defer unlock()
+	// The server process holding the lock, found by its key (pg_locks shows a
+	// bigint advisory key as classid, objid with objsubid 1).
+	var killed int
+	if err := b.w.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND objsubid = 1 AND granted
+		AND ((classid::bigint << 32) | objid::bigint) = hashtextextended('castellan/' || current_schema() || '/lock/maintenance', 0)`).Scan(&killed); err != nil {
+		t.Fatal(err)
+	}
+	if killed != 1 {
+		t.Fatalf("terminated %d server processes holding the lock, want 1", killed)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		unlockB, ok, err := b.TryLock(ctx, "maintenance")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			unlockB()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("lock still held 10s after its connection was terminated")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	unlock()
+	unlock()
+}
+
+// The lock has a connection of its own: a pool of one connection still serves
+// the work done under the lock.
+func TestPostgresLockOutsidePool(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	s := openStore(t, storagetest.PostgresDSN(t), Options{MaxOpenConns: 1})
+	unlock, ok, err := s.TryLock(ctx, "signing-keys")
+	if err != nil || !ok {
+		t.Fatalf("TryLock: got %v, %v; want the lock", ok, err)
+	}
+	defer unlock()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	k := storage.SigningKey{KID: "k", Algorithm: "ES256", Sealed: []byte("sealed"), CreatedAt: now, ActivatesAt: now}
+	if err := s.ScheduleSigningKey(ctx, k, nil, now); err != nil {
+		t.Fatalf("ScheduleSigningKey under the lock with a pool of one: %v", err)
 	}
 }

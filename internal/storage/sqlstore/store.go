@@ -44,6 +44,9 @@ type Options struct {
 	MaxIdleConns int
 	// ConnMaxLifetime recycles PostgreSQL connections (default 30m).
 	ConnMaxLifetime time.Duration
+	// ConnMaxIdleTime closes PostgreSQL connections idle this long, so that a
+	// node gives connections back to the server after a burst (0: never).
+	ConnMaxIdleTime time.Duration
 	// SkipMigrations opens the store without applying pending migrations; Open
 	// still refuses a schema newer than this binary knows.
 	SkipMigrations bool
@@ -56,6 +59,9 @@ type Store struct {
 	// connection so writers queue in Go instead of spinning on SQLITE_BUSY; for
 	// PostgreSQL both are the same pool.
 	w, r *sql.DB
+	// locks takes TryLock's locks: a process-wide mutex per SQLite file, or a
+	// PostgreSQL session advisory lock on a connection of its own.
+	locks locker
 
 	rebound sync.Map // query text with ? → flavor's text
 }

@@ -1,6 +1,8 @@
 package storagetest
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,4 +169,46 @@ func testSessionsDeleteExpired(t *testing.T, s storage.Storage) {
 		wantRevokedAt(t, s, "g-"+x.sid, x.revokedAt)
 	}
 	wantRevokedAt(t, s, "g-idle-offline", time.Time{})
+}
+
+// Every node sweeps expired sessions on its own schedule: an expired session
+// ends (and is announced) exactly once, whichever node finds it.
+func testSessionsSweepAcrossNodes(t *testing.T, open func() storage.Storage) {
+	ctx := t.Context()
+	nodes := []storage.Storage{open(), open()}
+	s := nodes[0]
+	mustCreateUser(t, s, newUser("a", "alice"))
+	const expired = 30
+	for i := range expired {
+		x := newSession("a", fmt.Sprintf("sid-%02d", i))
+		x.ExpiresAt = t0.Add(time.Hour)
+		mustCreateSession(t, s, x)
+	}
+	now := t0.Add(2 * time.Hour)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	errs := race(concurrency, func(i int) error {
+		for {
+			got, err := nodes[i%2].DeleteExpiredSessions(ctx, t0, now, 4)
+			if err != nil || len(got) == 0 {
+				return err
+			}
+			mu.Lock()
+			for _, x := range got {
+				seen[x.SID]++
+			}
+			mu.Unlock()
+		}
+	})
+	for i, err := range errs {
+		wantErr(t, fmt.Sprintf("DeleteExpiredSessions #%d", i), err, nil)
+	}
+	if len(seen) != expired {
+		t.Errorf("sweepers ended %d distinct sessions, want %d", len(seen), expired)
+	}
+	for sid, n := range seen {
+		if n != 1 {
+			t.Errorf("session %s ended %d times, want once", sid, n)
+		}
+	}
 }

@@ -19,11 +19,16 @@ import (
 	"github.com/castellan-auth/castellan/internal/storage"
 )
 
-// Run runs the suite. newStore must return a fresh, empty, migrated store and
-// register its own cleanup with t.Cleanup.
-func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
+// Run runs the suite. newDB must create a fresh, empty database for the test
+// and return a function that opens a migrated store on it, registering the
+// store's cleanup with t.Cleanup. Most tests open one store; those standing for
+// several nodes open one per node.
+func Run(t *testing.T, newDB func(t *testing.T) (open func() storage.Storage)) {
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) { c.fn(t, newStore(t)) })
+		t.Run(c.name, func(t *testing.T) { c.fn(t, newDB(t)()) })
+	}
+	for _, c := range nodeCases {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, newDB(t)) })
 	}
 }
 
@@ -83,6 +88,10 @@ var cases = []struct {
 	{"refresh/concurrent-rotation-one-winner", testRefreshConcurrentRotation},
 
 	{"keys/create-list-update-delete", testKeys},
+	{"keys/schedule-one-pending-per-algorithm", testKeysSchedule},
+	{"keys/schedule-rolled-back-on-insert-failure", testKeysScheduleRolledBack},
+
+	{"locks/try-lock-excludes", testLocks},
 
 	{"throttles/add-get-clear", testThrottles},
 	{"throttles/reset-after-quiet-period", testThrottlesReset},
@@ -94,6 +103,19 @@ var cases = []struct {
 
 	{"expiry/delete-expired", testDeleteExpired},
 	{"expiry/expired-grant-takes-refresh-tokens", testDeleteExpiredGrantCascade},
+}
+
+// nodeCases are tests that open several stores on one database, each standing
+// for a node.
+var nodeCases = []struct {
+	name string
+	fn   func(t *testing.T, open func() storage.Storage)
+}{
+	{"locks/excludes-other-nodes", testLocksAcrossNodes},
+	{"locks/concurrent-one-holder", testLocksConcurrent},
+	{"locks/lock-waits-for-holder", testLockWaits},
+	{"keys/concurrent-schedule-one-winner", testKeysScheduleConcurrent},
+	{"sessions/concurrent-sweep-ends-each-once", testSessionsSweepAcrossNodes},
 }
 
 // t0 is the fixed base time; its nanoseconds check that times keep full precision.

@@ -1,0 +1,385 @@
+package logout_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
+
+	"github.com/castellan-auth/castellan/internal/config"
+	"github.com/castellan-auth/castellan/internal/logout"
+	"github.com/castellan-auth/castellan/internal/server/servertest"
+)
+
+// receiver is a relying party's back-channel logout endpoint.
+type receiver struct {
+	*httptest.Server
+	mu       sync.Mutex
+	tokens   []string
+	failures int // answer 503 this many times first
+	got      chan string
+}
+
+func newReceiver(t *testing.T, failures int) *receiver {
+	rc := &receiver{failures: failures, got: make(chan string, 16)}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		if rc.failures > 0 {
+			rc.failures--
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		if r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
+			t.Errorf("logout token content type %q", r.Header.Get("Content-Type"))
+		}
+		r.ParseForm()
+		tok := r.PostForm.Get("logout_token")
+		rc.tokens = append(rc.tokens, tok)
+		rc.got <- tok
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+const (
+	rpRedirect = "https://rp.example/callback"
+	rpPostOut  = "https://rp.example/signed-out"
+)
+
+// setup starts a provider with a confidential client "rp" that has
+// back-channel (to rc) and front-channel logout URIs.
+func setup(t *testing.T, rc *receiver) *servertest.Env {
+	cfg := servertest.WithClients(servertest.Config())
+	cfg.Clients = append(cfg.Clients, config.Client{
+		ClientID: "rp", ClientName: "Relying Party", ClientSecret: servertest.WebSecret,
+		RedirectURIs: []string{rpRedirect}, PostLogoutRedirectURIs: []string{rpPostOut},
+		GrantTypes: []string{"authorization_code", "refresh_token"}, Scope: "openid profile offline_access",
+		SkipConsent: true, BackchannelLogoutURI: rc.URL + "/backchannel", FrontchannelLogoutURI: "https://rp.example/frontchannel",
+		IDTokenSignedResponseAlg: "ES256",
+	})
+	env := servertest.New(t, servertest.Options{Config: cfg})
+	env.Server.Notifier.SetRetry(5, 10*time.Millisecond)
+	return env
+}
+
+type tokens struct {
+	access, refresh, id string
+}
+
+// signIn runs a code flow for rp in agent's browser.
+func signIn(t *testing.T, env *servertest.Env, agent *servertest.Agent) tokens {
+	t.Helper()
+	return signInScopes(t, env, agent, "openid", "profile", "offline_access")
+}
+
+func signInScopes(t *testing.T, env *servertest.Env, agent *servertest.Agent, scopes ...string) tokens {
+	t.Helper()
+	conf := oauth2.Config{ClientID: "rp", ClientSecret: servertest.WebSecret, RedirectURL: rpRedirect,
+		Endpoint: oauth2.Endpoint{AuthURL: env.URL + "/authorize", TokenURL: env.URL + "/token"},
+		Scopes:   scopes}
+	v := oauth2.GenerateVerifier()
+	last, err := agent.Follow(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := servertest.Params(last.Location).Get("code")
+	if code == "" {
+		t.Fatalf("no code: %d %s", last.Status, last.Location)
+	}
+	tok, err := conf.Exchange(context.Background(), code, oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := tok.Extra("id_token").(string)
+	return tokens{tok.AccessToken, tok.RefreshToken, id}
+}
+
+// signInSPA gets tokens for the public spa client, whose grant is bound to the session.
+func signInSPA(t *testing.T, env *servertest.Env, agent *servertest.Agent) tokens {
+	t.Helper()
+	conf := oauth2.Config{ClientID: "spa", RedirectURL: servertest.SPARedirect,
+		Endpoint: oauth2.Endpoint{AuthURL: env.URL + "/authorize", TokenURL: env.URL + "/token", AuthStyle: oauth2.AuthStyleInParams},
+		Scopes:   []string{"openid", "offline_access"}}
+	v := oauth2.GenerateVerifier()
+	last, err := agent.Follow(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := conf.Exchange(context.Background(), servertest.Params(last.Location).Get("code"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.RefreshToken == "" {
+		t.Fatal("spa got no refresh token")
+	}
+	return tokens{access: tok.AccessToken, refresh: tok.RefreshToken}
+}
+
+func refreshPublic(env *servertest.Env, rt string) (int, string) {
+	resp, err := http.PostForm(env.URL+"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {"spa"}})
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func refresh(env *servertest.Env, rt string) int {
+	req, _ := http.NewRequest(http.MethodPost, env.URL+"/token", strings.NewReader(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("rp", servertest.WebSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func silent(t *testing.T, agent *servertest.Agent) url.Values {
+	t.Helper()
+	s, err := agent.Get(agent.Env.URL + "/authorize?" + url.Values{"client_id": {"rp"}, "redirect_uri": {rpRedirect},
+		"response_type": {"code"}, "scope": {"openid"}, "prompt": {"none"}, "state": {"x"}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return servertest.Params(s.Location)
+}
+
+// verifyLogoutToken checks a logout token against the provider's JWKS and the
+// claims OIDC Back-Channel Logout §2.4 requires.
+func verifyLogoutToken(t *testing.T, env *servertest.Env, tok string) logout.LogoutClaims {
+	t.Helper()
+	resp, err := http.Get(env.URL + "/jwks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set jose.JSONWebKeySet
+	json.NewDecoder(resp.Body).Decode(&set)
+	resp.Body.Close()
+	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typ := jws.Signatures[0].Header.ExtraHeaders[jose.HeaderType]; typ != "logout+jwt" {
+		t.Errorf("typ: got %v, want logout+jwt", typ)
+	}
+	keys := set.Key(jws.Signatures[0].Header.KeyID)
+	if len(keys) != 1 {
+		t.Fatal("logout token signed by a key not in the JWKS")
+	}
+	payload, err := jws.Verify(keys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	json.Unmarshal(payload, &raw)
+	if _, ok := raw["nonce"]; ok {
+		t.Error("logout token has a nonce")
+	}
+	var c logout.LogoutClaims
+	json.Unmarshal(payload, &c)
+	if c.Issuer != env.URL || !c.Audience.Contains("rp") || c.IssuedAt == 0 || c.JTI == "" || c.SID == "" || c.Subject == "" {
+		t.Errorf("logout token claims: %+v", c)
+	}
+	if _, ok := c.Events[logout.BackchannelEvent]; !ok || len(c.Events) != 1 {
+		t.Errorf("events: %v", c.Events)
+	}
+	return c
+}
+
+func await(t *testing.T, rc *receiver) string {
+	t.Helper()
+	select {
+	case tok := <-rc.got:
+		return tok
+	case <-time.After(5 * time.Second):
+		t.Fatal("no back-channel logout token received")
+		return ""
+	}
+}
+
+// TestRPInitiatedLogout: a valid logout redirects with the exact state, sends a
+// back-channel logout token with sid and events and no nonce, and afterwards
+// prompt=none answers login_required and the session's refresh tokens are dead.
+// (ADVERSARIAL 61; oidcc-backchannel-rp-initiated-logout.)
+func TestRPInitiatedLogout(t *testing.T) {
+	rc := newReceiver(t, 0)
+	env := setup(t, rc)
+	agent := env.Agent("alice")
+	tk := signIn(t, env, agent)
+	spa := signInSPA(t, env, agent)
+	if p := silent(t, agent); p.Get("code") == "" {
+		t.Fatalf("silent authorize before logout: %v", p)
+	}
+	s, err := agent.Get(env.URL + "/end_session?" + url.Values{"id_token_hint": {tk.id},
+		"post_logout_redirect_uri": {rpPostOut}, "state": {"st-9 x"}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The client has a front-channel URI, so the signed-out page comes first.
+	if s.Status != http.StatusOK || !strings.Contains(s.Body, `<iframe src="https://rp.example/frontchannel?iss=`) {
+		t.Fatalf("logged-out page: %d\n%s", s.Status, s.Body)
+	}
+	if !strings.Contains(s.Body, "https://rp.example/signed-out?state=st-9&#43;x") {
+		t.Errorf("continue link does not carry the exact state:\n%s", s.Body)
+	}
+	if csp := s.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-src https://rp.example") {
+		t.Errorf("CSP %q does not allow the front-channel frame", csp)
+	}
+	claims := verifyLogoutToken(t, env, await(t, rc))
+	if p := silent(t, agent); p.Get("error") != "login_required" {
+		t.Fatalf("prompt=none after logout: %v, want login_required", p)
+	}
+	// rp is confidential and asked for offline_access: its grant outlives the
+	// session by design. Session-bound grants die with it.
+	if code := refresh(env, tk.refresh); code != http.StatusOK {
+		t.Fatalf("offline refresh after logout: %d, want 200", code)
+	}
+	if code, body := refreshPublic(env, spa.refresh); code != http.StatusBadRequest || !strings.Contains(body, `"invalid_grant"`) {
+		t.Fatalf("session-bound refresh after logout: %d %s, want 400 invalid_grant", code, body)
+	}
+	_ = claims
+}
+
+func TestRPInitiatedLogoutConfirmed(t *testing.T) {
+	rc := newReceiver(t, 0)
+	env := setup(t, rc)
+	agent := env.Agent("alice")
+	signIn(t, env, agent)
+	// Without an id_token_hint the person confirms; then the signed-out page
+	// (rp, used in this session, has a front-channel URI) continues to spa's
+	// registered post-logout URI with the state.
+	s, _ := agent.Get(env.URL + "/end_session?" + url.Values{"client_id": {"spa"}, "post_logout_redirect_uri": {"http://127.0.0.1:9100/"}, "state": {"abc"}}.Encode())
+	if s.Status != http.StatusOK || !strings.Contains(s.Body, `name="decision" value="logout"`) {
+		t.Fatalf("without id_token_hint: got %d, want the confirmation page", s.Status)
+	}
+	s, _ = agent.Post(env.URL+"/end_session", url.Values{"csrf_token": {servertest.CSRF(s.Body)}, "decision": {"logout"},
+		"client_id": {"spa"}, "post_logout_redirect_uri": {"http://127.0.0.1:9100/"}, "state": {"abc"}})
+	if s.Status != http.StatusOK || !strings.Contains(s.Body, `href="http://127.0.0.1:9100/?state=abc"`) {
+		t.Fatalf("confirmed logout: got %d, want the signed-out page continuing to the post-logout URI with state\n%s", s.Status, s.Body)
+	}
+	if p := silent(t, agent); p.Get("error") != "login_required" {
+		t.Fatalf("prompt=none after logout: %v", p)
+	}
+}
+
+func TestEndSessionRefusals(t *testing.T) {
+	rc := newReceiver(t, 0)
+	env := setup(t, rc)
+	agent := env.Agent("alice")
+	tk := signIn(t, env, agent)
+	forged := tk.id[:strings.LastIndex(tk.id, ".")+1] + "AAAA"
+	header, _, _ := strings.Cut(tk.id, ".")
+	_ = header
+	none := "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + strings.Split(tk.id, ".")[1] + "."
+	cases := []struct {
+		name   string
+		params url.Values
+		method string
+		want   int // status; never a redirect
+	}{
+		{"adv57/unregistered-post-logout-uri", url.Values{"id_token_hint": {tk.id}, "post_logout_redirect_uri": {"https://evil.example/"}}, "GET", 400},
+		{"adv57/registered-uri-with-query-added", url.Values{"id_token_hint": {tk.id}, "post_logout_redirect_uri": {rpPostOut + "?x=1"}}, "GET", 400},
+		{"adv58/hint-with-alg-none", url.Values{"id_token_hint": {none}, "post_logout_redirect_uri": {rpPostOut}}, "GET", 400},
+		{"adv58/hint-with-bad-signature", url.Values{"id_token_hint": {forged}, "post_logout_redirect_uri": {rpPostOut}}, "GET", 400},
+		{"adv59/uri-without-hint-or-client", url.Values{"post_logout_redirect_uri": {rpPostOut}}, "GET", 200},
+		{"adv60/cross-site-auto-submitted-post", url.Values{"decision": {"logout"}, "client_id": {"rp"}, "post_logout_redirect_uri": {rpPostOut}}, "POST", 200},
+		{"fail/client-id-mismatch", url.Values{"id_token_hint": {tk.id}, "client_id": {"web"}}, "GET", 400},
+		{"fail/repeated-parameter", url.Values{"client_id": {"rp", "rp"}}, "GET", 400},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var s servertest.Step
+			if tc.method == "POST" {
+				s, _ = agent.Post(env.URL+"/end_session", tc.params)
+			} else {
+				s, _ = agent.Get(env.URL + "/end_session?" + tc.params.Encode())
+			}
+			if s.Status != tc.want || s.Location != "" {
+				t.Fatalf("got %d Location %q, want %d and no redirect", s.Status, s.Location, tc.want)
+			}
+			if strings.Contains(s.Body, "evil.example") {
+				t.Error("page links to the unregistered URI")
+			}
+			if p := silent(t, agent); p.Get("code") == "" {
+				t.Fatalf("the session did not survive a refused logout: %v", p)
+			}
+		})
+	}
+}
+
+func TestSignOutButtonNotifiesClients(t *testing.T) {
+	rc := newReceiver(t, 0)
+	env := setup(t, rc)
+	agent := env.Agent("alice")
+	signIn(t, env, agent)
+	home, _ := agent.Get(env.URL + "/")
+	s, _ := agent.Post(env.URL+"/logout", url.Values{"csrf_token": {servertest.CSRF(home.Body)}})
+	if s.Status != http.StatusOK || !strings.Contains(s.Body, "rp.example/frontchannel") {
+		t.Fatalf("signed-out page without front-channel iframe: %d", s.Status)
+	}
+	verifyLogoutToken(t, env, await(t, rc))
+}
+
+// TestExpiredSessionNotifies: a session that expires is announced by the
+// sweeper even though its browser never comes back.
+func TestExpiredSessionNotifies(t *testing.T) {
+	rc := newReceiver(t, 0)
+	env := setup(t, rc)
+	tk := signIn(t, env, env.Agent("alice"))
+	env.Clock.Advance(env.Config.Session.IdleTimeout.D())
+	if n, err := env.Server.Sessions.Sweep(context.Background()); err != nil || n != 1 {
+		t.Fatalf("sweep: %d %v", n, err)
+	}
+	verifyLogoutToken(t, env, await(t, rc))
+	_ = tk
+}
+
+func TestBackchannelRetries(t *testing.T) {
+	rc := newReceiver(t, 2)
+	env := setup(t, rc)
+	agent := env.Agent("alice")
+	tk := signIn(t, env, agent)
+	start := time.Now()
+	s, _ := agent.Get(env.URL + "/end_session?" + url.Values{"id_token_hint": {tk.id}}.Encode())
+	if s.Status != http.StatusOK {
+		t.Fatalf("logout: %d", s.Status)
+	}
+	if time.Since(start) > time.Second {
+		t.Error("the browser waited for the back-channel delivery")
+	}
+	verifyLogoutToken(t, env, await(t, rc))
+}
+
+func TestDiscoveryListsLogout(t *testing.T) {
+	env := setup(t, newReceiver(t, 0))
+	resp, err := http.Get(env.URL + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var md map[string]any
+	json.Unmarshal(b, &md)
+	// oidcc-backchannel-logout-discovery-endpoint-verification
+	for _, k := range []string{"backchannel_logout_supported", "backchannel_logout_session_supported", "frontchannel_logout_supported", "frontchannel_logout_session_supported"} {
+		if md[k] != true {
+			t.Errorf("%s: got %v, want true", k, md[k])
+		}
+	}
+	if md["end_session_endpoint"] != env.URL+"/end_session" {
+		t.Errorf("end_session_endpoint: %v", md["end_session_endpoint"])
+	}
+}

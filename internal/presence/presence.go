@@ -1,0 +1,283 @@
+// Package presence is how a single-page app and Castellan keep each other
+// informed without cookies, so it works cross-site where third-party cookies
+// are blocked. Both endpoints authenticate with the app's access token:
+//
+//   - POST activity: the person actually used the app. It extends the SSO
+//     session's idle timer, which silent renewals deliberately do not, so an
+//     app left open over lunch stops renewing after the idle timeout while an
+//     app in use renews until the absolute timeout.
+//   - GET events: a Server-Sent Events stream (read with a streaming fetch,
+//     since EventSource cannot send an Authorization header) that carries one
+//     event the moment the token's session ends — sign-out, RP-initiated
+//     logout, idle or absolute expiry, an administrator — and then closes. It
+//     replaces OIDC Session Management's check_session_iframe, which
+//     third-party cookie blocking breaks.
+package presence
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/castellan-auth/castellan/internal/clock"
+	"github.com/castellan-auth/castellan/internal/grant"
+	"github.com/castellan-auth/castellan/internal/mint"
+	"github.com/castellan-auth/castellan/internal/oauth"
+	"github.com/castellan-auth/castellan/internal/session"
+	"github.com/castellan-auth/castellan/internal/storage"
+	"github.com/castellan-auth/castellan/internal/web"
+)
+
+// Broker fans the end of a session out to the streams watching it.
+type Broker struct {
+	mu   sync.Mutex
+	subs map[string]map[chan string]struct{}
+}
+
+// NewBroker returns an empty broker.
+func NewBroker() *Broker { return &Broker{subs: map[string]map[chan string]struct{}{}} }
+
+// Ended is a session.EndedFunc.
+func (b *Broker) Ended(_ context.Context, ended []storage.Session, reason string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, s := range ended {
+		for ch := range b.subs[s.SID] {
+			select {
+			case ch <- reason:
+			default:
+			}
+		}
+	}
+}
+
+func (b *Broker) subscribe(sid string) (chan string, func()) {
+	ch := make(chan string, 1)
+	b.mu.Lock()
+	if b.subs[sid] == nil {
+		b.subs[sid] = map[chan string]struct{}{}
+	}
+	b.subs[sid][ch] = struct{}{}
+	b.mu.Unlock()
+	return ch, func() {
+		b.mu.Lock()
+		delete(b.subs[sid], ch)
+		if len(b.subs[sid]) == 0 {
+			delete(b.subs, sid)
+		}
+		b.mu.Unlock()
+	}
+}
+
+// Store is what presence needs from storage.
+type Store interface {
+	GetClient(ctx context.Context, id string) (storage.Client, error)
+	GetSessionBySID(ctx context.Context, sid string) (storage.Session, error)
+}
+
+// Endpoint serves the activity signal and the session-ended stream.
+type Endpoint struct {
+	Mint     *mint.Minter
+	Grants   *grant.Service
+	Sessions *session.Manager
+	Store    Store
+	CORS     *web.CORS
+	Broker   *Broker
+	Clock    clock.Clock
+	Log      *slog.Logger
+	// Poll is how often an open stream re-checks its session in storage, which
+	// catches ends seen by other nodes (default 5s).
+	Poll time.Duration
+	// KeepAlive is how often an idle stream sends a comment so proxies keep it open.
+	KeepAlive time.Duration
+}
+
+// Mount registers the routes.
+func (e *Endpoint) Mount(mux *http.ServeMux, activityPath, eventsPath string) {
+	mux.HandleFunc("POST "+activityPath, e.activity)
+	mux.HandleFunc("OPTIONS "+activityPath, e.CORS.Preflight(http.MethodPost))
+	mux.HandleFunc("GET "+eventsPath, e.events)
+	mux.HandleFunc("OPTIONS "+eventsPath, e.CORS.Preflight(http.MethodGet))
+}
+
+func challenge(w http.ResponseWriter, status int, code, desc string) {
+	v := `Bearer realm="castellan"`
+	if code != "" {
+		v += `, error="` + code + `", error_description="` + desc + `"`
+	}
+	w.Header().Set("WWW-Authenticate", v)
+	web.NoStore(w)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if code != "" {
+		json.NewEncoder(w).Encode(oauth.Error{Code: code, Description: desc})
+	}
+}
+
+// authenticate checks the Bearer access token, that its grant is alive, and
+// that the browser's origin is one its client registered. It returns the
+// token's session.
+func (e *Endpoint) authenticate(w http.ResponseWriter, r *http.Request) (storage.Session, mint.AccessClaims, bool) {
+	e.CORS.Public(w, r)
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		challenge(w, http.StatusUnauthorized, "", "")
+		return storage.Session{}, mint.AccessClaims{}, false
+	}
+	claims, err := e.Mint.ParseAccess(strings.TrimSpace(tok), e.Clock.Now())
+	if err != nil || claims.SID == "" || claims.Grant == "" {
+		challenge(w, http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is invalid, expired or not tied to a session")
+		return storage.Session{}, mint.AccessClaims{}, false
+	}
+	ctx := r.Context()
+	c, err := e.Store.GetClient(ctx, claims.ClientID)
+	if err != nil || !e.CORS.Check(w, r, c.AllowedOrigins) {
+		challenge(w, http.StatusForbidden, oauth.ErrInvalidRequest, "origin not allowed for this client")
+		return storage.Session{}, mint.AccessClaims{}, false
+	}
+	active, err := e.Grants.AccessActive(ctx, claims.JTI, claims.Grant)
+	if err != nil {
+		e.fail(w, r, err)
+		return storage.Session{}, mint.AccessClaims{}, false
+	}
+	s, err := e.Store.GetSessionBySID(ctx, claims.SID)
+	if !active || errors.Is(err, storage.ErrNotFound) {
+		challenge(w, http.StatusUnauthorized, oauth.ErrInvalidToken, "the session of this token has ended")
+		return storage.Session{}, mint.AccessClaims{}, false
+	}
+	if err != nil {
+		e.fail(w, r, err)
+		return storage.Session{}, mint.AccessClaims{}, false
+	}
+	return s, claims, true
+}
+
+func (e *Endpoint) fail(w http.ResponseWriter, r *http.Request, err error) {
+	e.Log.Error("presence", "request_id", web.RequestID(r.Context()), "err", err)
+	w.WriteHeader(http.StatusInternalServerError)
+}
+
+// ActivityResponse tells the app when the session ends if nothing else happens.
+type ActivityResponse struct {
+	IdleExpiresAt     int64 `json:"idle_expires_at"`
+	AbsoluteExpiresAt int64 `json:"expires_at"`
+}
+
+func (e *Endpoint) activity(w http.ResponseWriter, r *http.Request) {
+	s, _, ok := e.authenticate(w, r)
+	if !ok {
+		return
+	}
+	alive, err := e.Sessions.Alive(r.Context(), s.SID)
+	if err != nil {
+		e.fail(w, r, err)
+		return
+	}
+	if !alive {
+		challenge(w, http.StatusUnauthorized, oauth.ErrInvalidToken, "the session of this token has ended")
+		return
+	}
+	if err := e.Sessions.Touch(r.Context(), s); err != nil {
+		e.fail(w, r, err)
+		return
+	}
+	s.LastActiveAt = e.Clock.Now()
+	web.NoStore(w)
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(ActivityResponse{IdleExpiresAt: e.Sessions.IdleExpiresAt(s).Unix(), AbsoluteExpiresAt: s.ExpiresAt.Unix()})
+}
+
+// Ended is the data of the session_ended event.
+type Ended struct {
+	SID    string `json:"sid"`
+	Reason string `json:"reason"`
+}
+
+func (e *Endpoint) events(w http.ResponseWriter, r *http.Request) {
+	s, _, ok := e.authenticate(w, r)
+	if !ok {
+		return
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		e.fail(w, r, errors.New("streaming unsupported"))
+		return
+	}
+	ended, cancel := e.Broker.subscribe(s.SID)
+	defer cancel()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // no buffering in nginx-like proxies
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, "retry: 5000\nevent: ready\ndata: {\"sid\":%q}\n\n", s.SID)
+	flusher.Flush()
+
+	poll := time.NewTicker(orDefault(e.Poll, 5*time.Second))
+	defer poll.Stop()
+	keep := time.NewTicker(orDefault(e.KeepAlive, 25*time.Second))
+	defer keep.Stop()
+	send := func(reason string) {
+		b, _ := json.Marshal(Ended{SID: s.SID, Reason: reason})
+		fmt.Fprintf(w, "event: session_ended\ndata: %s\n\n", b)
+		flusher.Flush()
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case reason := <-ended:
+			send(reason)
+			return
+		case <-keep.C:
+			fmt.Fprint(w, ": keep-alive\n\n")
+			flusher.Flush()
+		case <-poll.C:
+			// Another node may have ended it, or it may have expired unseen.
+			alive, err := e.Sessions.Alive(r.Context(), s.SID)
+			if err != nil {
+				continue
+			}
+			if !alive {
+				send("ended")
+				return
+			}
+		}
+	}
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// Renewals makes silent renewals count as the person's activity, for the
+// clients configured so (renewal_counts_as_activity); for every other client a
+// renewal leaves the idle timer alone.
+type Renewals struct {
+	Sessions *session.Manager
+	Store    Store
+	Log      *slog.Logger
+}
+
+// RenewalActivity touches the session of a renewal when the client asks for it.
+func (r Renewals) RenewalActivity(ctx context.Context, c storage.Client, sid string) {
+	if !c.RenewalCountsAsActivity || sid == "" {
+		return
+	}
+	s, err := r.Store.GetSessionBySID(ctx, sid)
+	if err != nil {
+		return
+	}
+	if err := r.Sessions.Touch(ctx, s); err != nil {
+		r.Log.Warn("renewal activity", "err", err)
+	}
+}
