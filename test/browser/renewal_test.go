@@ -65,7 +65,10 @@ func TestStrategies(t *testing.T) {
 			// The person signs out at Castellan in another tab.
 			s.signOutAtCastellan(b.Tab("castellan"))
 			a.waitState("signed-out", renewalWait)
-			if got := a.reason(); got != tc.refused {
+			// A silent renewal that got its code just before the sign-out
+			// fails at the code exchange instead: the session the code was
+			// bound to has ended (invalid_grant). Both are the session ending.
+			if got := a.reason(); got != tc.refused && !(tc.via != "token_endpoint" && tc.strategy == demo.StrategyIframe && got == "invalid_grant") {
 				t.Errorf("signed out with reason %q, want %q (log: %s)", got, tc.refused, a.Text("#renewal-log"))
 			}
 			if a.count("failed") == 0 {
@@ -188,8 +191,13 @@ func TestTwoTabsOneRefresh(t *testing.T) {
 			return a != jti && a == b, fmt.Sprintf("tab one %q, tab two %q (was %q)", a, b, jti)
 		})
 		jti = next
-		if got := s.tokenRequests("refresh_token") - before; got != cycle {
-			t.Fatalf("after %d renewals: %d refresh requests at the token endpoint, want %d", cycle, got, cycle)
+		// On a slow machine the next renewal may already be under way, so the
+		// count is checked at the end; a second refresh with the same token
+		// would have been refused, and that is checked here.
+		for outcome, n := range s.tokenOutcomes("refresh_token") {
+			if outcome != "issued" {
+				t.Fatalf("after %d renewals: %d refresh requests refused with %s, want none", cycle, n, outcome)
+			}
 		}
 	}
 	// Every refresh at the token endpoint is one renewal logged in exactly

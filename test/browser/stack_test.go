@@ -102,26 +102,36 @@ func serveOn(t *testing.T, ln net.Listener, h http.Handler) {
 	t.Cleanup(srv.Close)
 }
 
-// tokenRequests counts the token endpoint's requests of a grant type, from
-// the provider's metrics.
+// tokenRequests counts the token endpoint's requests of grantType, whatever
+// their outcome.
 func (s *stack) tokenRequests(grantType string) int {
+	n := 0
+	for _, c := range s.tokenOutcomes(grantType) {
+		n += c
+	}
+	return n
+}
+
+// tokenOutcomes counts the token endpoint's requests of grantType by outcome
+// ("issued" or an OAuth error code), from one reading of the metrics.
+func (s *stack) tokenOutcomes(grantType string) map[string]int {
 	s.t.Helper()
 	families, err := s.env.Server.Metrics.Registry.Gather()
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	n := 0
+	out := map[string]int{}
 	for _, f := range families {
 		if f.GetName() != "castellan_token_requests_total" {
 			continue
 		}
 		for _, m := range f.GetMetric() {
 			if label(m, "grant_type") == grantType {
-				n += int(m.GetCounter().GetValue())
+				out[label(m, "outcome")] += int(m.GetCounter().GetValue())
 			}
 		}
 	}
-	return n
+	return out
 }
 
 func label(m *dto.Metric, name string) string {
