@@ -42,6 +42,9 @@ type stackOptions struct {
 	// silentCallbackPage makes silent renewals come back through the app's
 	// callback page even where the provider offers web_message.
 	silentCallbackPage bool
+	// accessTTL overrides the access-token lifetime (default tokenTTL), for
+	// tests that must see no renewal while they run.
+	accessTTL time.Duration
 }
 
 // stack is a provider, the demo app and the demo API, each on a port of its
@@ -71,6 +74,9 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 	}
 	cfg := servertest.Config()
 	cfg.Tokens.AccessTokenTTL = config.Duration(tokenTTL)
+	if opt.accessTTL > 0 {
+		cfg.Tokens.AccessTokenTTL = config.Duration(opt.accessTTL)
+	}
 	cfg.Clients = setup.Clients()
 	env := servertest.New(t, servertest.Options{Config: cfg})
 	browsertest.FollowRealTime(t, env.Clock)
