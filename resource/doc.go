@@ -33,7 +33,7 @@
 //   - "sub", "client_id" and "jti" are present (RFC 9068 §2.2).
 //   - It has no "cnf" claim: a token bound to a key (DPoP, RFC 9449 §6) is
 //     worthless without a proof of that key, so it is refused as a bearer
-//     token.
+//     token (see DPoP below for accepting it with one).
 //   - With Config.RevocationCheck set: the provider's introspection endpoint
 //     still calls it active (see below).
 //
@@ -61,6 +61,20 @@
 // at the cost of a request to the provider per token and cache period, and of
 // the API depending on the provider being up (a failed check is a refusal:
 // Verify returns ErrUnavailable). Without it, keep access tokens short-lived.
+//
+// # DPoP
+//
+// With Config.DPoP set, Require also accepts DPoP-bound tokens (RFC 9449):
+// "Authorization: DPoP <token>" with a "DPoP" header holding a proof. On top
+// of every check above (except the one on "cnf"), the token's cnf.jkt must be
+// the RFC 7638 thumbprint of the proof's key, and the proof must be a
+// dpop+jwt signed with an allowed asymmetric algorithm by its public "jwk",
+// for this request's method and URL (DPoP.BaseURL and the path), issued
+// within DPoP.MaxAge, naming the token in "ath", and not seen before. Seen
+// proofs are kept in DPoP.Replay: in this process's memory by default, which
+// is right for a single instance only; give several instances a shared cache.
+// A stolen DPoP-bound token is useless without the private key: sent as a
+// bearer token, or with a proof by another key, it is refused.
 //
 // # Errors
 //

@@ -90,3 +90,27 @@ func ExampleRevocationCheck() {
 	_ = v.Require("orders:read")
 	// Output:
 }
+
+// With DPoP, Require also takes DPoP-bound tokens ("Authorization: DPoP"
+// and a proof of the token's key), and a request without a token is offered
+// both schemes. BaseURL is how clients address this API: their proofs name
+// it. Behind several instances, give DPoP.Replay a cache they share.
+func ExampleDPoP() {
+	v, err := resource.New(resource.Config{
+		Issuer:   "https://login.example.com",
+		Audience: "https://api.example.com",
+		DPoP:     &resource.DPoP{BaseURL: "https://api.example.com", Algorithms: []string{"ES256", "EdDSA"}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	h := v.Require("orders:read")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		claims, _ := resource.ClaimsFrom(r.Context())
+		fmt.Fprintf(w, "orders of %s, key %s\n", claims.Subject, claims.JKT)
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/orders", nil))
+	fmt.Println(rec.Code, rec.Header().Values("WWW-Authenticate"))
+	// Output:
+	// 401 [Bearer realm="https://api.example.com" DPoP realm="https://api.example.com", algs="ES256 EdDSA"]
+}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/castellan-auth/castellan/dpop"
 )
 
 type claimsKey struct{}
@@ -22,7 +24,8 @@ func ClaimsFrom(ctx context.Context) (*Claims, bool) {
 // request context (see ClaimsFrom). With no scopes, any valid token will do.
 //
 // The token is read from the Authorization header with the Bearer scheme (RFC
-// 6750 §2.1) only. A token in the query string ("access_token", which OAuth
+// 6750 §2.1), or, with Config.DPoP, the DPoP scheme and a DPoP proof (RFC
+// 9449 §7; see VerifyDPoP). A token in the query string ("access_token", which OAuth
 // 2.1 forbids, RFC 6750 §5.3) makes the request fail with invalid_request; the
 // request body is never read, so a token there is not seen. Other answers
 // follow RFC 6750 §3:
@@ -32,6 +35,12 @@ func ClaimsFrom(ctx context.Context) (*Claims, bool) {
 //   - token refused by Verify: 401, error="invalid_token"
 //   - token lacking a scope: 403, error="insufficient_scope", scope="…"
 //   - keys or revocation check unavailable: 503
+//
+// With Config.DPoP, a request without a token is offered both schemes (a
+// second WWW-Authenticate: DPoP challenge with the accepted algs), and a request with the DPoP scheme is
+// answered in it: 401 error="invalid_token" for the token,
+// error="invalid_dpop_proof" for a missing or refused proof, and
+// error="use_dpop_nonce" with a DPoP-Nonce header when a nonce is needed.
 //
 // A CORS preflight carries no token: answer it before this middleware.
 // Require panics if a scope is not a valid scope-token (RFC 6749 §3.3).
@@ -44,21 +53,33 @@ func (v *Verifier) Require(scopes ...string) func(http.Handler) http.Handler {
 	scopes = append([]string(nil), scopes...)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			token, err := bearerToken(r)
+			token, isDPoP, err := v.credentials(r)
 			if err != nil {
-				v.fail(w, err, nil)
+				v.fail(w, err, nil, false)
 				return
 			}
-			c, err := v.Verify(r.Context(), token)
+			var c *Claims
+			switch {
+			case isDPoP:
+				c, err = v.VerifyDPoP(r.Context(), token, r.Header.Values("DPoP"), r.Method, v.dpop.requestURL(r))
+			case v.dpop != nil && v.dpop.required:
+				err = invalid("is a bearer token; this API accepts DPoP-bound tokens only")
+			default:
+				c, err = v.Verify(r.Context(), token)
+			}
 			if err != nil {
-				v.fail(w, err, nil)
+				v.fail(w, err, nil, isDPoP || v.dpop != nil && v.dpop.required)
 				return
 			}
 			for _, s := range scopes {
 				if !c.HasScope(s) {
-					v.fail(w, errInsufficientScope, scopes)
+					v.fail(w, errInsufficientScope, scopes, isDPoP)
 					return
 				}
+			}
+			if isDPoP && v.dpop.proofs.NoncesEnabled() {
+				// RFC 9449 §9: a fresh nonce with each answer keeps the client's current.
+				w.Header().Set("DPoP-Nonce", v.dpop.proofs.Nonce())
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, c)))
 		})
@@ -77,29 +98,31 @@ type requestError struct{ desc string }
 
 func (e *requestError) Error() string { return "resource: " + e.desc }
 
-// bearerToken reads the token of r (RFC 6750 §2.1).
-func bearerToken(r *http.Request) (string, error) {
+// credentials reads the token of r (RFC 6750 §2.1, RFC 9449 §7.1) and
+// whether it came with the DPoP scheme.
+func (v *Verifier) credentials(r *http.Request) (string, bool, error) {
 	if _, ok := r.URL.Query()["access_token"]; ok {
-		return "", &requestError{"access tokens are accepted in the Authorization header only"}
+		return "", false, &requestError{"access tokens are accepted in the Authorization header only"}
 	}
 	auth := r.Header.Values("Authorization")
 	switch {
 	case len(auth) == 0:
-		return "", errNoToken
+		return "", false, errNoToken
 	case len(auth) > 1:
-		return "", &requestError{"more than one Authorization header"}
+		return "", false, &requestError{"more than one Authorization header"}
 	}
 	scheme, rest, _ := strings.Cut(auth[0], " ")
-	// The scheme is case-insensitive (RFC 9110 §11.1). Until DPoP support
-	// (issue 8) reads "DPoP" here, another scheme is treated as no token.
-	if !strings.EqualFold(scheme, "Bearer") {
-		return "", errNoToken
+	// The scheme is case-insensitive (RFC 9110 §11.1). DPoP is read only with
+	// Config.DPoP; another scheme is treated as no token.
+	isDPoP := v.dpop != nil && strings.EqualFold(scheme, "DPoP")
+	if !strings.EqualFold(scheme, "Bearer") && !isDPoP {
+		return "", false, errNoToken
 	}
 	token := strings.TrimLeft(rest, " ")
 	if !b64token(token) {
-		return "", &requestError{"malformed Bearer credentials"}
+		return "", false, &requestError{"malformed " + scheme + " credentials"}
 	}
-	return token, nil
+	return token, isDPoP, nil
 }
 
 // b64token reports whether s matches RFC 6750 §2.1's
@@ -134,14 +157,26 @@ func scopeToken(s string) bool {
 	return true
 }
 
-// fail writes the RFC 6750 §3 answer to err.
-func (v *Verifier) fail(w http.ResponseWriter, err error, scopes []string) {
+// fail writes the RFC 6750 §3 answer to err, challenging in the DPoP scheme
+// (RFC 9449 §7.1) when inDPoP.
+func (v *Verifier) fail(w http.ResponseWriter, err error, scopes []string, inDPoP bool) {
 	var status int
 	var code, desc string
 	var re *requestError
+	var pe *ProofError
 	switch {
 	case errors.Is(err, errNoToken):
 		status, desc = http.StatusUnauthorized, "an access token is required"
+		if v.dpop != nil && !inDPoP {
+			// Both schemes are offered; the Bearer one stays first.
+			w.Header().Add("WWW-Authenticate", challenge(v.realm, code, desc, scopes))
+			inDPoP = true
+		}
+	case errors.As(err, &pe):
+		status, code, desc = http.StatusUnauthorized, pe.Code, "the DPoP proof was refused: "+pe.Reason
+		if pe.Code == dpop.CodeUseNonce && v.dpop.proofs.NoncesEnabled() {
+			w.Header().Set("DPoP-Nonce", v.dpop.proofs.Nonce())
+		}
 	case errors.As(err, &re):
 		status, code, desc = http.StatusBadRequest, "invalid_request", re.desc
 	case errors.Is(err, errInsufficientScope):
@@ -156,7 +191,11 @@ func (v *Verifier) fail(w http.ResponseWriter, err error, scopes []string) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error_description": "access tokens cannot be checked now"})
 		return
 	}
-	w.Header().Set("WWW-Authenticate", challenge(v.realm, code, desc, scopes))
+	if inDPoP {
+		w.Header().Add("WWW-Authenticate", dpopChallenge(v.realm, v.dpop.proofs.Algorithms(), code, desc, scopes))
+	} else {
+		w.Header().Set("WWW-Authenticate", challenge(v.realm, code, desc, scopes))
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	body := map[string]string{"error_description": desc}
 	if code != "" {
@@ -180,6 +219,15 @@ func challenge(realm, code, desc string, scopes []string) string {
 		b.WriteString(", scope=" + quote(strings.Join(scopes, " ")))
 	}
 	return b.String()
+}
+
+// dpopChallenge is a DPoP WWW-Authenticate value (RFC 9449 §7.1).
+func dpopChallenge(realm string, algs []string, code, desc string, scopes []string) string {
+	ch := dpop.Challenge(realm, algs, code, desc)
+	if len(scopes) > 0 {
+		ch += ", scope=" + quote(strings.Join(scopes, " "))
+	}
+	return ch
 }
 
 // quote writes s as a quoted-string (RFC 9110 §5.6.4).

@@ -38,10 +38,8 @@ const maxTokenSize = 16 << 10
 // Config configures a Verifier. Issuer and Audience are required; every other
 // field is safe to leave empty.
 //
-// DPoP (RFC 9449) is not supported yet: a DPoP-bound token is refused (see
-// Verify), and Require treats "Authorization: DPoP" as no token. DPoP support
-// will add a field to Config whose zero value keeps exactly this behavior, so
-// existing configurations stay as safe as they are.
+// Without DPoP, a DPoP-bound token is refused (see Verify), and Require
+// treats "Authorization: DPoP" as no token.
 type Config struct {
 	// Issuer is the provider's issuer URL, exactly as its tokens and its
 	// discovery document state it (e.g. "https://login.example.com").
@@ -80,11 +78,12 @@ type Config struct {
 	// trade-off.
 	RevocationCheck *RevocationCheck
 
-	// Reserved for DPoP (RFC 9449, issue 8): a field here will let Require
-	// accept DPoP-bound tokens presented with "Authorization: DPoP" and a
-	// valid DPoP proof (htm, htu, iat, jti replay, ath, and the key's
-	// thumbprint equal to cnf.jkt), and challenge for both schemes. Its zero
-	// value must keep refusing bound tokens; Verify stays bearer-only.
+	// DPoP, when set, lets Require accept DPoP-bound tokens presented with
+	// "Authorization: DPoP" and a valid DPoP proof (htm, htu, iat, jti
+	// replay, ath, and the key's thumbprint equal to cnf.jkt), and challenge
+	// for both schemes. Nil keeps refusing bound tokens; Verify stays
+	// bearer-only either way (see VerifyDPoP).
+	DPoP *DPoP
 }
 
 // Verifier checks Castellan access tokens. It is safe for concurrent use; make
@@ -98,6 +97,7 @@ type Verifier struct {
 	realm      string
 	keys       *keySet
 	revocation *revocation
+	dpop       *dpopVerifier
 }
 
 // New returns a verifier for cfg. It does not contact the provider: discovery
@@ -141,6 +141,16 @@ func New(cfg Config) (*Verifier, error) {
 	if rc := cfg.RevocationCheck; rc != nil {
 		problems = append(problems, rc.validate()...)
 	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	var dv *dpopVerifier
+	if cfg.DPoP != nil {
+		var dp []string
+		dv, dp = newDPoP(cfg.DPoP, now)
+		problems = append(problems, dp...)
+	}
 	if len(problems) > 0 {
 		return nil, errors.New("resource: " + strings.Join(problems, "; "))
 	}
@@ -148,13 +158,9 @@ func New(cfg Config) (*Verifier, error) {
 	if client == nil {
 		client = &http.Client{Timeout: fetchTimeout}
 	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
-	}
 	v := &Verifier{
 		issuer: cfg.Issuer, audience: cfg.Audience, algs: algs, leeway: leeway, now: now, realm: realm,
-		keys: &keySet{issuer: cfg.Issuer, client: client, now: now},
+		keys: &keySet{issuer: cfg.Issuer, client: client, now: now}, dpop: dv,
 	}
 	if rc := cfg.RevocationCheck; rc != nil {
 		v.revocation = newRevocation(*rc, client, now, v.keys.introspectionEndpoint)
@@ -179,6 +185,9 @@ type Claims struct {
 	SID string
 	// JTI is the token's unique id.
 	JTI string
+	// JKT is the thumbprint of the DPoP key the token is bound to (cnf.jkt,
+	// RFC 9449 §6.1); empty for a bearer token.
+	JKT string
 	// Raw is every claim as decoded JSON (numbers are float64), for claims
 	// without a field here, such as "amr" or "grant".
 	Raw map[string]any
@@ -297,6 +306,14 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, bool, err
 		c.AuthTime = w.AuthTime.Time()
 	}
 	bound := len(w.Confirmation) > 0 && string(w.Confirmation) != "null"
+	if bound {
+		var cnf struct {
+			JKT string `json:"jkt"`
+		}
+		if json.Unmarshal(w.Confirmation, &cnf) == nil {
+			c.JKT = cnf.JKT
+		}
+	}
 	return c, bound, nil
 }
 

@@ -8,14 +8,19 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/castellan-auth/castellan/internal/bff"
 	"github.com/castellan-auth/castellan/internal/config"
 	"github.com/castellan-auth/castellan/internal/demo"
+	"github.com/castellan-auth/castellan/internal/seal"
+	"github.com/castellan-auth/castellan/internal/storage/sqlstore"
 )
 
 // devDir holds everything castellan dev keeps (git-ignored).
@@ -26,6 +31,7 @@ const devDir = ".castellan-dev"
 const (
 	devSPA = "127.0.0.1:9100"
 	devAPI = "127.0.0.1:9101"
+	devBFF = "127.0.0.1:9200"
 )
 
 // Files in the data directory that hold generated credentials, so that they
@@ -33,11 +39,15 @@ const (
 const (
 	devPasswordFile  = "alice.password"
 	devAPISecretFile = "demo-api.secret"
+	devBFFSecretFile = "demo-bff.secret"
 )
 
 // devSetup is the demo of castellan dev for a provider at issuer.
-func devSetup(issuer, apiSecret string) demo.Setup {
-	return demo.Setup{Issuer: issuer, SPA: "http://" + devSPA, API: "http://" + devAPI, APISecret: apiSecret}
+func devSetup(issuer, apiSecret, bffSecret string) demo.Setup {
+	return demo.Setup{
+		Issuer: issuer, SPA: "http://" + devSPA, API: "http://" + devAPI, APISecret: apiSecret,
+		BFF: "http://" + devBFF, BFFSecret: bffSecret,
+	}
 }
 
 // devConfig is the provider configuration of castellan dev: loopback only,
@@ -53,12 +63,16 @@ func devConfig(dir, password string) config.Config {
 	cfg.Tokens.AccessTokenTTL = config.Duration(60 * time.Second)
 	cfg.Tokens.RefreshTokenGrace = config.Duration(10 * time.Second)
 	cfg.Signing.Algorithms = []string{"ES256", "RS256"}
-	secret, err := os.ReadFile(filepath.Join(dir, devAPISecretFile))
-	if err != nil {
-		// Admin commands (--dev) read this config without starting the demo.
-		secret = []byte("not-used-by-admin-commands-0123456789")
+	// Admin commands (--dev) read this config without starting the demo, so
+	// the secrets may not exist yet.
+	secret := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return "not-used-by-admin-commands-0123456789"
+		}
+		return strings.TrimSpace(string(b))
 	}
-	cfg.Clients = devSetup(cfg.Issuer, strings.TrimSpace(string(secret))).Clients()
+	cfg.Clients = devSetup(cfg.Issuer, secret(devAPISecretFile), secret(devBFFSecretFile)).Clients()
 	cfg.Users = []config.User{{
 		Username: "alice", Password: password, Email: "alice@example.com", EmailVerified: true,
 		Name: "Alice Liddell", GivenName: "Alice", FamilyName: "Liddell",
@@ -81,6 +95,10 @@ func cmdDev(ctx context.Context, args, env []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	bffSecret, err := devSecret(*dir, devBFFSecretFile, func() string { return rand.Text() + rand.Text() })
+	if err != nil {
+		return err
+	}
 	cfg := devConfig(*dir, password)
 	// The same env-override rule applies to dev (e.g. CASTELLAN_LISTEN).
 	if err := config.Decode("", env, &cfg); err != nil {
@@ -89,7 +107,11 @@ func cmdDev(ctx context.Context, args, env []string, stdout, stderr io.Writer) e
 	if problems := cfg.Validate(); len(problems) > 0 {
 		return &config.Error{Source: "dev", Problems: problems}
 	}
-	setup := devSetup(cfg.Issuer, apiSecret)
+	setup := devSetup(cfg.Issuer, apiSecret, bffSecret)
+	bffCfg := devBFFConfig(*dir, setup)
+	if problems := bffCfg.Validate(); len(problems) > 0 {
+		return &config.Error{Source: "dev (bff)", Problems: problems}
+	}
 	log := newLogger(cfg.Log, stderr)
 
 	// The demo servers listen first: a port in use stops dev before the
@@ -105,16 +127,22 @@ func cmdDev(ctx context.Context, args, env []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("demo api: %w", err)
 	}
 	defer apiLn.Close()
+	bffLn, err := lc.Listen(ctx, "tcp", devBFF)
+	if err != nil {
+		return fmt.Errorf("demo bff: %w", err)
+	}
+	defer bffLn.Close()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	provider := make(chan error, 1)
-	demoDone := make(chan error, 1)
+	demoDone := make(chan error, 2)
 	go func() {
 		provider <- serve(ctx, &cfg, log, func(string) {
-			// The demo API discovers the provider, so it starts once the
-			// provider serves.
+			// The demo API and the BFF discover the provider, so they start
+			// once the provider serves.
 			go func() { demoDone <- setup.Serve(ctx, spaLn, apiLn, log) }()
+			go func() { demoDone <- serveDevBFF(ctx, &bffCfg, setup, bffLn, log) }()
 			printDevBanner(stdout, *dir, &cfg, setup, password)
 		})
 	}()
@@ -130,11 +158,59 @@ func cmdDev(ctx context.Context, args, env []string, stdout, stderr io.Writer) e
 	return err
 }
 
+// devBFFConfig is the demo BFF's gateway configuration: its sessions in a
+// SQLite file of the data directory, and a refresh 15 s before the
+// one-minute access tokens expire.
+func devBFFConfig(dir string, setup demo.Setup) config.BFF {
+	c := setup.BFFConfig("sqlite:"+filepath.Join(dir, "bff.db"), filepath.Join(dir, "bff.key"))
+	c.RefreshBefore = config.Duration(15 * time.Second)
+	return c
+}
+
+// serveDevBFF runs the demo's Backend-for-Frontend on ln until ctx ends: the
+// gateway, with the demo app (and its /config.json) on the same origin.
+func serveDevBFF(ctx context.Context, cfg *config.BFF, setup demo.Setup, ln net.Listener, log *slog.Logger) error {
+	log = log.With("part", "bff")
+	master, _, err := seal.LoadOrCreate(cfg.KeyFile)
+	if err != nil {
+		return fmt.Errorf("demo bff: %w", err)
+	}
+	store, err := sqlstore.Open(ctx, cfg.Storage, sqlstore.Options{})
+	if err != nil {
+		return fmt.Errorf("demo bff: %w", err)
+	}
+	defer store.Close()
+	gw, err := bff.New(ctx, *cfg, bff.Deps{Store: store, Master: master, Log: log})
+	if err != nil {
+		return fmt.Errorf("demo bff: %w", err)
+	}
+	go gw.Run(ctx)
+	hs := &http.Server{
+		Handler:           setup.BFFHandler(gw.Handler()),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+	}
+	shutdown, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	hs.Shutdown(shutdown)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
 func printDevBanner(w io.Writer, dir string, cfg *config.Config, setup demo.Setup, password string) {
 	fmt.Fprintf(w, `
 Castellan dev is running (data in %s).
 
   Demo app     %s/        open this in a browser
+  Demo BFF     %s/        the same app behind a Backend-for-Frontend (no token in the browser)
   Provider     %s
   Discovery    %s/.well-known/openid-configuration
   Demo API     %s/api/profile
@@ -144,11 +220,14 @@ Castellan dev is running (data in %s).
     %-14s code + PKCE + refresh token (recommended)
     %-14s code + PKCE + silent iframe renewal (prompt=none)
     %-14s legacy implicit grant + silent iframe renewal
+  Client of the BFF (confidential, refresh tokens, back-channel logout):
+    %-14s its sessions are in %s
   Access tokens live %s, so renewals show within a minute.
 
 Press Ctrl-C to stop.
-`, dir, setup.SPA, cfg.Issuer, cfg.Issuer, setup.API, password,
-		demo.ClientRefresh, demo.ClientIframe, demo.ClientImplicit, cfg.Tokens.AccessTokenTTL.D())
+`, dir, setup.SPA, setup.BFF, cfg.Issuer, cfg.Issuer, setup.API, password,
+		demo.ClientRefresh, demo.ClientIframe, demo.ClientImplicit,
+		demo.ClientBFF, filepath.Join(dir, "bff.db"), cfg.Tokens.AccessTokenTTL.D())
 }
 
 // devSecret returns the credential kept in the file name of the data

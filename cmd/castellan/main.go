@@ -17,8 +17,10 @@ const usage = `Castellan: OAuth 2.1 / OpenID Connect provider for single-page ap
 
 Usage:
   castellan serve   --config FILE        run the provider
+  castellan bff     --config FILE        run the Backend-for-Frontend gateway for one SPA
   castellan dev                          provider with demo data on 127.0.0.1 (no config needed)
   castellan user    add|list|disable|enable|passwd|rm [flags] [USERNAME]
+  castellan client  add|list|show|rm [flags] [CLIENT_ID]
   castellan keys    list|rotate --config FILE
   castellan migrate up|status --config FILE
   castellan bench   --config FILE --scenario NAME [flags]   load generator (see bench -h)
@@ -58,10 +60,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch args[0] {
 	case "serve":
 		return cmdServe(ctx, args[1:], env, stderr)
+	case "bff":
+		return cmdBFF(ctx, args[1:], env, stderr)
 	case "dev":
 		return cmdDev(ctx, args[1:], env, stdout, stderr)
 	case "user":
 		return cmdUser(ctx, args[1:], env, stdin, stdout, stderr)
+	case "client":
+		return cmdClient(ctx, args[1:], env, stdin, stdout, stderr)
 	case "keys":
 		return cmdKeys(ctx, args[1:], env, stdout, stderr)
 	case "migrate":

@@ -46,6 +46,11 @@ type Handler struct {
 	Log        *slog.Logger
 	// PendingTTL is how long a person has to sign in and consent.
 	PendingTTL time.Duration
+	// Pushed, if set, holds pushed authorization requests (RFC 9126), which
+	// requests then name by request_uri; RequirePAR refuses requests that
+	// were not pushed, for every client.
+	Pushed     PushedRequests
+	RequirePAR bool
 }
 
 var _ login.Pending = (*Handler)(nil)
@@ -75,6 +80,10 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 		params = r.PostForm
 	}
+	if h.pushedRequest(params) {
+		h.pushed(w, r, params)
+		return
+	}
 	c, uri, given, err := identify(params, h.client(r.Context()))
 	if err != nil {
 		h.showError(w, r, err)
@@ -85,15 +94,28 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, f, e)
 		return
 	}
+	if h.parRequired(c) {
+		// RFC 9126 §5, §6: this client's requests count only when pushed.
+		h.fail(w, r, f, redirectError(oauth.ErrInvalidRequest, "this client must push its authorization requests first (pushed_authorization_request_endpoint)"))
+		return
+	}
+	if e := h.hint(params, f.req); e != nil {
+		h.fail(w, r, f, e)
+		return
+	}
+	h.proceed(w, r, f)
+}
+
+// hint reads id_token_hint: the subject the client expects to be signed in.
+func (h *Handler) hint(params url.Values, req *Request) *oauth.Error {
 	if hint := params.Get("id_token_hint"); hint != "" {
 		claims, err := h.Mint.ParseIDTokenHint(hint)
 		if err != nil {
-			h.fail(w, r, f, redirectError(oauth.ErrInvalidRequest, "id_token_hint is not an ID token issued here"))
-			return
+			return redirectError(oauth.ErrInvalidRequest, "id_token_hint is not an ID token issued here")
 		}
-		f.req.IDTokenHintSubject = claims.Subject
+		req.IDTokenHintSubject = claims.Subject
 	}
-	h.proceed(w, r, f)
+	return nil
 }
 
 // client looks a client up, turning "unknown" into a page error.
@@ -130,6 +152,8 @@ func (h *Handler) proceed(w http.ResponseWriter, r *http.Request, f *flow) {
 			h.fail(w, r, f, err)
 			return
 		}
+		// The pending request's id (and perhaps a new browser cookie) is in it.
+		web.NoStore(w)
 		http.Redirect(w, r, h.Base+"/login?authz="+url.QueryEscape(f.pending), http.StatusSeeOther)
 		return
 	}

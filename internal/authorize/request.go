@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/castellan-auth/castellan/dpop"
 	"github.com/castellan-auth/castellan/internal/oauth"
 	"github.com/castellan-auth/castellan/internal/storage"
 )
@@ -57,6 +58,9 @@ type Request struct {
 	// sid later means the person signed in after the request was made; clocks
 	// cannot tell that reliably (nodes' clocks differ, tests freeze time).
 	SessionAtStart string `json:"session_at_start,omitempty"`
+	// DPoPJKT is the dpop_jkt parameter (RFC 9449 §10): the code is bound to
+	// that DPoP key.
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
 }
 
 // OpenID reports whether this is an OpenID Connect request.
@@ -88,6 +92,7 @@ func redirectError(code, desc string) *oauth.Error {
 var parameters = []string{
 	"response_type", "scope", "state", "response_mode", "nonce", "prompt", "max_age",
 	"login_hint", "id_token_hint", "code_challenge", "code_challenge_method", "request", "request_uri",
+	"dpop_jkt",
 }
 
 // identify is the first step: the client and the redirect URI. Until both are
@@ -106,19 +111,32 @@ func identify(params url.Values, lookup func(id string) (storage.Client, error))
 	if err != nil {
 		return storage.Client{}, "", false, err
 	}
-	if !oauth.Contains(c.GrantTypes, oauth.GrantAuthorizationCode) && !oauth.Contains(c.GrantTypes, oauth.GrantImplicit) {
-		return storage.Client{}, "", false, pageError("this client does not use the authorization endpoint")
+	uri, given, e := redirectFor(params, c)
+	if e != nil {
+		return storage.Client{}, "", false, e
 	}
-	uri := params.Get("redirect_uri")
+	return c, uri, given, nil
+}
+
+// redirectFor checks that client c uses the authorization endpoint and finds
+// the redirect URI its request names (given), or its only registered one.
+func redirectFor(params url.Values, c storage.Client) (uri string, given bool, err *oauth.Error) {
+	if !oauth.Contains(c.GrantTypes, oauth.GrantAuthorizationCode) && !oauth.Contains(c.GrantTypes, oauth.GrantImplicit) {
+		return "", false, pageError("this client does not use the authorization endpoint")
+	}
+	if len(params["redirect_uri"]) > 1 {
+		return "", false, pageError("redirect_uri is repeated")
+	}
+	uri = params.Get("redirect_uri")
 	switch {
 	case uri == "" && len(c.RedirectURIs) == 1:
-		return c, c.RedirectURIs[0], false, nil
+		return c.RedirectURIs[0], false, nil
 	case uri == "":
-		return storage.Client{}, "", false, pageError("redirect_uri is missing and the client registered several")
+		return "", false, pageError("redirect_uri is missing and the client registered several")
 	case !oauth.MatchRedirectURI(uri, c.RedirectURIs):
-		return storage.Client{}, "", false, pageError("redirect_uri is not registered for this client")
+		return "", false, pageError("redirect_uri is not registered for this client")
 	}
-	return c, uri, true, nil
+	return uri, true, nil
 }
 
 // validate checks everything after the client and redirect URI. Its errors are
@@ -214,6 +232,18 @@ func validate(params url.Values, c storage.Client, req *Request, now time.Time) 
 
 	if err := validatePKCE(p, c, req); err != nil {
 		return err
+	}
+	if req.Returns(oauth.ResponseToken) && c.DPoPBoundAccessTokens {
+		// An access token from this endpoint cannot be bound to a key.
+		return redirectError(oauth.ErrUnauthorizedClient, "this client's access tokens must be DPoP-bound: use response_type code")
+	}
+	if jkt := p("dpop_jkt"); jkt != "" {
+		// RFC 9449 §10: binds the code to a DPoP key; only the code flow has
+		// a token request to hold the proof.
+		if req.Implicit() || !dpop.ValidThumbprint(jkt) {
+			return redirectError(oauth.ErrInvalidRequest, "dpop_jkt must be a SHA-256 JWK thumbprint, with response_type code")
+		}
+		req.DPoPJKT = jkt
 	}
 
 	for _, v := range strings.Fields(p("prompt")) {

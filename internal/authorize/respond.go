@@ -43,6 +43,7 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request, f *flow, s stora
 			ClientID: f.client.ID, UserID: s.UserID, SID: s.SID, RedirectURI: redirectIfGiven(req),
 			Scopes: req.Scopes, Nonce: req.Nonce, CodeChallenge: req.CodeChallenge,
 			CodeChallengeMethod: req.CodeChallengeMethod, AuthTime: s.AuthTime, AMR: s.AMR,
+			DPoPJKT: req.DPoPJKT,
 		})
 		params.Set("code", code)
 	}

@@ -12,11 +12,16 @@ import (
 	"github.com/castellan-auth/castellan/internal/storage"
 )
 
-// Authenticator identifies the client of a token, revocation or introspection
-// request (RFC 6749 §2.3).
+// Authenticator identifies the client of a token, revocation, introspection
+// or pushed authorization request (RFC 6749 §2.3): by secret (Basic or in the
+// form), by client_id alone for public clients, or by a signed assertion
+// (private_key_jwt, RFC 7523 §2.2).
 type Authenticator struct {
 	store   storage.Clients
 	secrets Secrets
+	// Assertions, if set, accepts private_key_jwt; without it client
+	// assertions are refused.
+	Assertions *Assertions
 	// dummy is compared against when the client is unknown, so that unknown and
 	// known clients cost the same.
 	dummy []byte
@@ -35,6 +40,9 @@ func invalidClient(desc string) *oauth.Error {
 // parameters are form. Failures are invalid_client (401) or invalid_request;
 // storage failures are returned as plain errors.
 func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form map[string]string) (storage.Client, error) {
+	if _, ok := form["client_assertion"]; ok || form["client_assertion_type"] != "" {
+		return a.authenticateAssertion(ctx, r, form)
+	}
 	method, id, secret, err := credentials(r, form)
 	if err != nil {
 		return storage.Client{}, err
@@ -61,13 +69,49 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, form 
 	return c, nil
 }
 
+// authenticateAssertion is private_key_jwt (RFC 7523 §2.2): the client is
+// the sub of a JWT signed with one of its registered keys.
+func (a *Authenticator) authenticateAssertion(ctx context.Context, r *http.Request, form map[string]string) (storage.Client, error) {
+	switch {
+	case r.Header.Get("Authorization") != "" || form["client_secret"] != "":
+		// RFC 6749 §2.3: one authentication method per request. A failed
+		// client authentication, so invalid_client (ADVERSARIAL.md 33).
+		return storage.Client{}, invalidClient("use one client authentication method, not two")
+	case form["client_assertion_type"] != oauth.ClientAssertionJWT:
+		return storage.Client{}, invalidClient("client_assertion_type must be " + oauth.ClientAssertionJWT)
+	case form["client_assertion"] == "":
+		return storage.Client{}, invalidClient("client_assertion is missing")
+	case a.Assertions == nil:
+		return storage.Client{}, invalidClient("client assertions (private_key_jwt) are not enabled")
+	}
+	id, err := assertionSubject(form["client_assertion"])
+	if err != nil {
+		return storage.Client{}, err
+	}
+	if cid := form["client_id"]; cid != "" && cid != id {
+		return storage.Client{}, invalidClient("client_id differs from the client_assertion sub")
+	}
+	c, err := a.store.GetClient(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Client{}, invalidClient("client authentication failed")
+	}
+	if err != nil {
+		return storage.Client{}, err
+	}
+	if c.TokenEndpointAuthMethod != oauth.AuthPrivateKeyJWT {
+		// A client authenticates the one way it registered (RFC 7591 §2).
+		return storage.Client{}, invalidClient("client authentication failed")
+	}
+	if err := a.Assertions.Verify(ctx, c, form["client_assertion"]); err != nil {
+		return storage.Client{}, err
+	}
+	return c, nil
+}
+
 // credentials extracts the method and credentials a request uses. Using more
 // than one method is an error (RFC 6749 §2.3).
 func credentials(r *http.Request, form map[string]string) (method, id, secret string, err error) {
 	auth := r.Header.Get("Authorization")
-	if form["client_assertion"] != "" || form["client_assertion_type"] != "" {
-		return "", "", "", invalidClient("client assertions (private_key_jwt) are not enabled for this client")
-	}
 	if auth != "" {
 		scheme, payload, _ := strings.Cut(auth, " ")
 		if !strings.EqualFold(scheme, "Basic") {

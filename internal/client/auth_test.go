@@ -75,12 +75,8 @@ func TestCredentials(t *testing.T) {
 		{name: "post/secret-without-id", form: map[string]string{"client_secret": "s"}, err: oauth.ErrInvalidClient},
 		{name: "none", form: map[string]string{"client_id": "spa"}, method: oauth.AuthNone, id: "spa"},
 		{name: "nothing", err: oauth.ErrInvalidClient},
-		{name: "assertion", form: map[string]string{"client_id": "svc", "client_assertion": "a.b.c",
-			"client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, err: oauth.ErrInvalidClient},
-		{name: "assertion/without-type", form: map[string]string{"client_assertion": "a.b.c"}, err: oauth.ErrInvalidClient},
-		{name: "assertion/type-only", form: map[string]string{"client_id": "svc",
-			"client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, err: oauth.ErrInvalidClient},
-		{name: "assertion/with-basic", auth: basic("web", "x"), form: map[string]string{"client_assertion": "a.b.c"}, err: oauth.ErrInvalidClient},
+		// Client assertions never reach credentials: Authenticate hands them
+		// to private_key_jwt (TestAssertion covers them).
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

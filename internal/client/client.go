@@ -91,8 +91,13 @@ func FromConfig(c config.Client, secrets Secrets, existing *storage.Client, clk 
 		OfflineRefresh:                    c.OfflineRefresh,
 		RenewalCountsAsActivity:           c.RenewalCountsAsActivity,
 		RotateRefreshTokens:               c.RotateRefreshTokens,
-		CreatedAt:                         now,
-		UpdatedAt:                         now,
+		// The declared set is stored as given: config validation parsed it.
+		JWKS:                               string(c.JWKS),
+		JWKSURI:                            c.JWKSURI,
+		TokenEndpointAuthSigningAlg:        c.TokenEndpointAuthSigningAlg,
+		RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
+		CreatedAt:                          now,
+		UpdatedAt:                          now,
 	}
 	if existing != nil {
 		out.CreatedAt = existing.CreatedAt

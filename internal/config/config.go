@@ -32,6 +32,9 @@ type Config struct {
 	Signing   Signing   `yaml:"signing"`
 	Passwords Passwords `yaml:"passwords"`
 	Throttle  Throttle  `yaml:"throttle"`
+	PAR       PAR       `yaml:"par"`
+	DPoP      DPoP      `yaml:"dpop"`
+	Debug     Debug     `yaml:"debug"`
 
 	Clients []Client `yaml:"clients"`
 	Users   []User   `yaml:"users"`
@@ -117,6 +120,33 @@ type Throttle struct {
 	ResetAfter Duration `yaml:"reset_after"`
 }
 
+// Debug holds diagnostics that are off by default.
+type Debug struct {
+	// PprofListen, when set, serves net/http/pprof on this loopback address
+	// (its own listener, never the public one): profiles expose internals and
+	// cost CPU while taken.
+	PprofListen string `yaml:"pprof_listen"`
+}
+
+// PAR configures pushed authorization requests (RFC 9126).
+type PAR struct {
+	// Required makes every client push its authorization requests first
+	// (RFC 9126 §5 require_pushed_authorization_requests, for all clients).
+	Required bool `yaml:"required"`
+}
+
+// DPoP configures sender-constrained tokens (RFC 9449).
+type DPoP struct {
+	// Algorithms are the JWS algorithms accepted in DPoP proofs (asymmetric
+	// only), published as dpop_signing_alg_values_supported.
+	Algorithms []string `yaml:"algorithms"`
+	// RequireNonce makes every proof carry a server nonce (RFC 9449 §8, §9):
+	// a proof without a current one is answered with use_dpop_nonce and a
+	// DPoP-Nonce header. It bounds how long a proof made in advance (by
+	// malware on the client, say) stays usable.
+	RequireNonce bool `yaml:"require_nonce"`
+}
+
 // Client is an OAuth client declared in the config; names follow RFC 7591.
 type Client struct {
 	ClientID string `yaml:"client_id"`
@@ -145,6 +175,16 @@ type Client struct {
 	RenewalCountsAsActivity bool `yaml:"renewal_counts_as_activity"`
 	// RotateRefreshTokens rotates a confidential client's refresh tokens too.
 	RotateRefreshTokens bool `yaml:"rotate_refresh_tokens"`
+	// JWKS holds the public keys of a private_key_jwt client (a JSON Web Key
+	// Set, written as YAML or as a JSON string); JWKSURI is where the client
+	// publishes them instead. TokenEndpointAuthSigningAlg, if set, is the one
+	// alg its assertions may use.
+	JWKS                        JSON   `yaml:"jwks"`
+	JWKSURI                     string `yaml:"jwks_uri"`
+	TokenEndpointAuthSigningAlg string `yaml:"token_endpoint_auth_signing_alg"`
+	// RequirePushedAuthorizationRequests refuses this client's authorization
+	// requests unless they were pushed first (RFC 9126 §6).
+	RequirePushedAuthorizationRequests bool `yaml:"require_pushed_authorization_requests"`
 }
 
 // User is a person declared in the config.
@@ -159,6 +199,10 @@ type User struct {
 	FamilyName    string `yaml:"family_name"`
 	Disabled      bool   `yaml:"disabled"`
 }
+
+// JSON is a value kept as JSON text: in YAML it may be written as a mapping
+// (converted to JSON) or as a string holding JSON; in the environment, as JSON.
+type JSON string
 
 // Duration is a time.Duration written like 30m or 12h in YAML and env.
 type Duration time.Duration
@@ -203,6 +247,7 @@ func Default() Config {
 			MemoryLimitMiB: 256,
 			QueueTimeout:   Duration(5 * time.Second),
 		},
+		DPoP: DPoP{Algorithms: []string{"ES256", "EdDSA", "RS256", "PS256"}},
 		Throttle: Throttle{
 			AccountFailures: 5,
 			AddressFailures: 50,

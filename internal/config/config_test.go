@@ -90,6 +90,13 @@ func checkRefusal(t *testing.T, err error, source string, want ...string) *confi
 	return ce
 }
 
+// An EC P-256 key of RFC 7517 Appendix A.1 and A.2.
+const (
+	ecX = "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4"
+	ecY = "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"
+	ecD = "870MB6gfuTJ4HtUnUvYMyJpr5eUZNP4Bk43bVdj3eAE"
+)
+
 func TestLoad(t *testing.T) {
 	tests := []struct {
 		name string
@@ -165,6 +172,13 @@ func TestLoad(t *testing.T) {
 			check: func(t *testing.T, c *config.Config) { eq(t, "issuer", c.Issuer, "http://localhost:9000") },
 		},
 		{
+			name: "ok/pprof-on-loopback",
+			yaml: "debug: {pprof_listen: '127.0.0.1:6060'}\n",
+			check: func(t *testing.T, c *config.Config) {
+				eq(t, "debug.pprof_listen", c.Debug.PprofListen, "127.0.0.1:6060")
+			},
+		},
+		{
 			name: "ok/http-issuer-ipv6-loopback",
 			yaml: "issuer: http://[::1]:9000/castellan\n",
 		},
@@ -222,6 +236,8 @@ func TestLoad(t *testing.T) {
 		{name: "fail/bad-storage", yaml: "storage: mysql://db\n", want: []string{"storage: want sqlite:PATH or postgres://"}},
 		{name: "fail/bad-trusted-proxy", yaml: "trusted_proxies: [10.0.0.0/8, proxy.local]\n", want: []string{"trusted_proxies[1]: want an IP address or CIDR"}},
 		{name: "fail/bad-log-level", yaml: "log: {level: verbose}\n", want: []string{"log.level: want debug, info, warn or error"}},
+		{name: "fail/pprof-not-loopback", yaml: "debug: {pprof_listen: '0.0.0.0:6060'}\n", want: []string{"debug.pprof_listen: profiles expose the process's internals: want a loopback address"}},
+		{name: "fail/pprof-no-port", yaml: "debug: {pprof_listen: '127.0.0.1'}\n", want: []string{"debug.pprof_listen: want host:port"}},
 
 		{name: "fail/bad-duration", yaml: "session:\n  idle_timeout: 30\n", want: []string{"session.idle_timeout: line 2: want a duration like 30s, 15m or 12h"}},
 		{name: "fail/duration-in-days", yaml: "tokens:\n  refresh_token_absolute_ttl: 30d\n", want: []string{"tokens.refresh_token_absolute_ttl: line 2: want a duration"}},
@@ -277,6 +293,41 @@ func TestLoad(t *testing.T) {
 			want: []string{"clients[0].response_types[0]: code needs grant_types to list authorization_code"}},
 		{name: "fail/bad-scope", yaml: "clients:\n" + spa + "    scope: 'openid \"profile\"'\n", want: []string{"clients[0].scope: holds a character not allowed"}},
 		{name: "fail/bad-client-bool", yaml: "clients:\n" + spa + "    skip_consent: maybe\n", want: []string{"clients[0].skip_consent: line 4: want true or false"}},
+
+		{name: "ok/private-key-jwt-jwks-mapping", yaml: "clients:\n  - client_id: svc\n    token_endpoint_auth_method: private_key_jwt\n    grant_types: [client_credentials]\n" +
+			"    token_endpoint_auth_signing_alg: ES256\n    jwks:\n      keys:\n        - {kty: EC, crv: P-256, kid: k1, x: " + ecX + ", y: " + ecY + "}\n",
+			check: func(t *testing.T, c *config.Config) {
+				eq(t, "clients[0].jwks", string(c.Clients[0].JWKS), `{"keys":[{"crv":"P-256","kid":"k1","kty":"EC","x":"`+ecX+`","y":"`+ecY+`"}]}`)
+			}},
+		{name: "ok/private-key-jwt-jwks-json", yaml: "clients:\n  - client_id: svc\n    token_endpoint_auth_method: private_key_jwt\n    grant_types: [client_credentials]\n" +
+			"    jwks: '{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" + ecX + "\",\"y\":\"" + ecY + "\"}]}'\n"},
+		{name: "ok/private-key-jwt-jwks-uri", yaml: "clients:\n  - client_id: svc\n    token_endpoint_auth_method: private_key_jwt\n    grant_types: [client_credentials]\n    jwks_uri: https://svc.example/jwks\n"},
+		{name: "ok/par", yaml: "par: {required: true}\nclients:\n" + spa + "    require_pushed_authorization_requests: true\n",
+			check: func(t *testing.T, c *config.Config) {
+				eq(t, "par.required", c.PAR.Required, true)
+				eq(t, "clients[0].require_pushed_authorization_requests", c.Clients[0].RequirePushedAuthorizationRequests, true)
+			}},
+		{name: "fail/private-key-jwt-without-keys", yaml: "clients:\n  - client_id: svc\n    token_endpoint_auth_method: private_key_jwt\n    grant_types: [client_credentials]\n",
+			want: []string{"clients[0].jwks: private_key_jwt needs jwks or jwks_uri"}},
+		{name: "fail/private-key-jwt-jwks-and-uri", yaml: "clients:\n  - client_id: svc\n    token_endpoint_auth_method: private_key_jwt\n    grant_types: [client_credentials]\n" +
+			"    jwks_uri: https://svc.example/jwks\n    jwks: {keys: [{kty: EC, crv: P-256, x: " + ecX + ", y: " + ecY + "}]}\n",
+			want: []string{"clients[0].jwks: give jwks or jwks_uri, not both"}},
+		{name: "fail/private-key-jwt-with-secret", yaml: "clients:\n  - client_id: svc\n    token_endpoint_auth_method: private_key_jwt\n    grant_types: [client_credentials]\n" +
+			"    client_secret: " + secret32 + "\n    jwks_uri: https://svc.example/jwks\n",
+			want: []string{"clients[0].client_secret: a private_key_jwt client has no secret"}},
+		{name: "fail/private-key-jwt-private-key", yaml: "clients:\n  - client_id: svc\n    token_endpoint_auth_method: private_key_jwt\n    grant_types: [client_credentials]\n" +
+			"    jwks: {keys: [{kty: EC, crv: P-256, x: " + ecX + ", y: " + ecY + ", d: " + ecD + "}]}\n",
+			want: []string{"clients[0].jwks: key 0", "publish public keys only"}},
+		{name: "fail/private-key-jwt-symmetric-key", yaml: "clients:\n  - client_id: svc\n    token_endpoint_auth_method: private_key_jwt\n    grant_types: [client_credentials]\n" +
+			"    jwks: {keys: [{kty: oct, k: AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow}]}\n",
+			want: []string{"clients[0].jwks: key 0", "symmetric keys are not allowed"}},
+		{name: "fail/private-key-jwt-hs256", yaml: "clients:\n  - client_id: svc\n    token_endpoint_auth_method: private_key_jwt\n    grant_types: [client_credentials]\n" +
+			"    jwks_uri: https://svc.example/jwks\n    token_endpoint_auth_signing_alg: HS256\n",
+			want: []string{"clients[0].token_endpoint_auth_signing_alg: want one of ES256, EdDSA, RS256, PS256"}},
+		{name: "fail/private-key-jwt-http-jwks-uri", yaml: "clients:\n  - client_id: svc\n    token_endpoint_auth_method: private_key_jwt\n    grant_types: [client_credentials]\n    jwks_uri: http://svc.example/jwks\n",
+			want: []string{"clients[0].jwks_uri: http on a non-loopback host"}},
+		{name: "fail/jwks-on-secret-client", yaml: "clients:\n  - client_id: svc\n    client_secret: " + secret32 + "\n    grant_types: [client_credentials]\n    jwks_uri: https://svc.example/jwks\n",
+			want: []string{"clients[0].jwks_uri: only for token_endpoint_auth_method: private_key_jwt"}},
 
 		{name: "fail/duplicate-username-case-insensitive", yaml: "users:\n  - {username: alice, password: wonderland}\n  - {username: Alice, password: looking-glass}\n",
 			want: []string{"users[1].username: duplicate username \"Alice\" (also users[0]"}},

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -135,7 +136,10 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-var durationType = reflect.TypeFor[Duration]()
+var (
+	durationType = reflect.TypeFor[Duration]()
+	jsonType     = reflect.TypeFor[JSON]()
+)
 
 func (l *loader) decodeNode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
@@ -143,6 +147,19 @@ func (l *loader) decodeNode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // "key:" with nothing keeps the default
+	}
+	if v.Type() == jsonType && n.Kind != yaml.ScalarNode {
+		var x any
+		b, err := []byte(nil), n.Decode(&x)
+		if err == nil {
+			b, err = json.Marshal(x)
+		}
+		if err != nil {
+			l.problem(path, "line %d: %v", n.Line, err)
+			return
+		}
+		v.SetString(string(b))
+		return
 	}
 	switch {
 	case v.Kind() == reflect.Struct:

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/castellan-auth/castellan/internal/clientkeys"
 	"github.com/castellan-auth/castellan/internal/oauth"
 )
 
@@ -40,6 +41,13 @@ func (c *Config) Validate() []string {
 	for i, p := range c.TrustedProxies {
 		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
 			v.add(fmt.Sprintf("trusted_proxies[%d]", i), "want an IP address or CIDR, got %q", p)
+		}
+	}
+	if a := c.Debug.PprofListen; a != "" {
+		if host, _, err := net.SplitHostPort(a); err != nil {
+			v.add("debug.pprof_listen", "want host:port, got %q", a)
+		} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			v.add("debug.pprof_listen", "profiles expose the process's internals: want a loopback address, got %q", a)
 		}
 	}
 	if !oneOf(c.Log.Format, "", "text", "json") {
@@ -88,6 +96,15 @@ func (c *Config) Validate() []string {
 			v.add(fmt.Sprintf("signing.algorithms[%d]", i), "want one of %s, got %q", strings.Join(oauth.SigningAlgorithms, ", "), alg)
 		} else if oauth.Contains(c.Signing.Algorithms[:i], alg) {
 			v.add(fmt.Sprintf("signing.algorithms[%d]", i), "%s listed twice", alg)
+		}
+	}
+	if len(c.DPoP.Algorithms) == 0 {
+		v.add("dpop.algorithms", "list at least one of %s", strings.Join(oauth.DPoPAlgorithms, ", "))
+	}
+	for i, alg := range c.DPoP.Algorithms {
+		if !oauth.Contains(oauth.DPoPAlgorithms, alg) {
+			// Never "none" or an HMAC: a proof shows possession of a private key.
+			v.add(fmt.Sprintf("dpop.algorithms[%d]", i), "want one of %s, got %q", strings.Join(oauth.DPoPAlgorithms, ", "), alg)
 		}
 	}
 	v.positive("signing.rotation_period", c.Signing.RotationPeriod)
@@ -220,8 +237,17 @@ func (v *validator) client(c *Config, i int, seen map[string]int) {
 				v.add(at("client_secret_hash"), "%v", err)
 			}
 		}
+	case oauth.AuthPrivateKeyJWT:
+		v.privateKeyJWT(c, cl, at)
 	default:
-		v.add(at("token_endpoint_auth_method"), "want none, client_secret_basic or client_secret_post, got %q", cl.TokenEndpointAuthMethod)
+		v.add(at("token_endpoint_auth_method"), "want none, client_secret_basic, client_secret_post or private_key_jwt, got %q", cl.TokenEndpointAuthMethod)
+	}
+	if method != oauth.AuthPrivateKeyJWT {
+		for _, k := range []struct{ key, val string }{{"jwks", string(cl.JWKS)}, {"jwks_uri", cl.JWKSURI}, {"token_endpoint_auth_signing_alg", cl.TokenEndpointAuthSigningAlg}} {
+			if k.val != "" {
+				v.add(at(k.key), "only for token_endpoint_auth_method: private_key_jwt")
+			}
+		}
 	}
 	for j, u := range cl.RedirectURIs {
 		v.redirectURI(c, fmt.Sprintf("clients[%d].redirect_uris[%d]", i, j), u)
@@ -276,6 +302,39 @@ func (v *validator) client(c *Config, i int, seen map[string]int) {
 	}
 	if alg := cl.IDTokenSignedResponseAlg; alg != "" && !oauth.Contains(c.Signing.Algorithms, alg) {
 		v.add(at("id_token_signed_response_alg"), "%q is not in signing.algorithms", alg)
+	}
+}
+
+// privateKeyJWT checks a client that authenticates with signed assertions
+// (RFC 7523): it has keys, one way, public ones, and no secret.
+func (v *validator) privateKeyJWT(c *Config, cl *Client, at func(string) string) {
+	switch {
+	case cl.ClientSecret != "":
+		v.add(at("client_secret"), "a private_key_jwt client has no secret")
+	case cl.ClientSecretHash != "":
+		v.add(at("client_secret_hash"), "a private_key_jwt client has no secret")
+	}
+	switch {
+	case cl.JWKS != "" && cl.JWKSURI != "":
+		// RFC 7591 §2: "MUST NOT both be present".
+		v.add(at("jwks"), "give jwks or jwks_uri, not both")
+	case cl.JWKS == "" && cl.JWKSURI == "":
+		v.add(at("jwks"), "private_key_jwt needs jwks or jwks_uri")
+	case cl.JWKS != "":
+		if _, err := clientkeys.Parse([]byte(cl.JWKS)); err != nil {
+			v.add(at("jwks"), "%v", err)
+		}
+	default:
+		u, err := url.Parse(cl.JWKSURI)
+		switch {
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "":
+			v.add(at("jwks_uri"), "want an absolute http(s) URL without fragment, got %q", cl.JWKSURI)
+		case u.Scheme == "http" && !oauth.IsLoopbackHost(u.Hostname()) && !c.InsecureHTTP:
+			v.add(at("jwks_uri"), "http on a non-loopback host needs insecure_http: true (use https)")
+		}
+	}
+	if alg := cl.TokenEndpointAuthSigningAlg; alg != "" && !oauth.Contains(oauth.ClientAssertionAlgorithms, alg) {
+		v.add(at("token_endpoint_auth_signing_alg"), "want one of %s, got %q", strings.Join(oauth.ClientAssertionAlgorithms, ", "), alg)
 	}
 }
 

@@ -63,6 +63,13 @@ type Setup struct {
 	// SilentCallbackPage makes silent iframe renewals come back through the
 	// app's callback page even where the provider offers web_message.
 	SilentCallbackPage bool
+	// BFF is the origin of the demo's Backend-for-Frontend, "" for none: the
+	// app's fourth strategy, served by the BFF on that origin and calling the
+	// API through it (see bff.go).
+	BFF string
+	// BFFSecret is the BFF's client secret at the provider (at least 32
+	// characters).
+	BFFSecret string
 	// Extra strategies to offer, such as a Backend-for-Frontend on its own
 	// origin (webdemo.KindBFF with a URL).
 	Extra []webdemo.Strategy
@@ -108,7 +115,11 @@ func (s Setup) Clients() []config.Client {
 		TokenEndpointAuthMethod: "client_secret_basic",
 		GrantTypes:              []string{"client_credentials"},
 	}
-	return []config.Client{implicit, iframe, refresh, api}
+	clients := []config.Client{implicit, iframe, refresh, api}
+	if s.BFF != "" {
+		clients = append(clients, s.bffClient())
+	}
+	return clients
 }
 
 // Strategies are the renewal strategies the app offers.
@@ -135,6 +146,9 @@ func (s Setup) Strategies() []webdemo.Strategy {
 			Summary: "Recommended. Renewal redeems a rotating refresh token with fetch: no cookie, so it works cross-site. " +
 				"Refresh tokens die with the Castellan session.",
 		},
+	}
+	if s.BFF != "" {
+		list = append(list, s.bffStrategy())
 	}
 	return append(list, s.Extra...)
 }

@@ -16,6 +16,10 @@
 // the token is still active (resource.RevocationCheck, no cache), so the demo
 // shows sign-out at the API at once instead of when the token expires.
 //
+// Both bearer and DPoP-bound access tokens are accepted (resource.DPoP):
+// a DPoP-bound token needs "Authorization: DPoP" and a proof of its key, so
+// a stolen one is refused here, sent as a bearer token or with another key.
+//
 // Browsers may call it from the configured origins only (CORS, as the Fetch
 // standard defines it): the Authorization header is allowed, credentials
 // (cookies) are not, and WWW-Authenticate is exposed so that the SPA can read
@@ -56,6 +60,9 @@ type Config struct {
 	// IntrospectionAuthMethod is how that client authenticates:
 	// "client_secret_basic" (default) or "client_secret_post".
 	IntrospectionAuthMethod string
+	// BaseURL is the API's external URL, which DPoP proofs name in htu
+	// (default: taken from each request's Host, over http unless TLS).
+	BaseURL string
 	// HTTPClient talks to the provider (default: 10 s timeout).
 	HTTPClient *http.Client
 	// Now returns the current time (default time.Now).
@@ -76,7 +83,9 @@ func New(cfg Config) (http.Handler, error) {
 			problems = append(problems, fmt.Sprintf("allowed origin %q: want scheme://host[:port]", o))
 		}
 	}
-	rcfg := resource.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, HTTPClient: cfg.HTTPClient, Now: cfg.Now}
+	rcfg := resource.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, HTTPClient: cfg.HTTPClient, Now: cfg.Now,
+		// One process: the in-memory replay cache of the resource package will do.
+		DPoP: &resource.DPoP{BaseURL: cfg.BaseURL}}
 	if cfg.IntrospectionClientID != "" || cfg.IntrospectionSecret != "" {
 		rcfg.RevocationCheck = &resource.RevocationCheck{
 			ClientID: cfg.IntrospectionClientID, ClientSecret: cfg.IntrospectionSecret,
@@ -120,6 +129,9 @@ type Profile struct {
 	// ExpiresAt is the token's "exp"; ExpiresIn the whole seconds left.
 	ExpiresAt time.Time `json:"expires_at"`
 	ExpiresIn int64     `json:"expires_in"`
+	// JKT is the thumbprint of the DPoP key the token is bound to ("" for a
+	// bearer token).
+	JKT string `json:"jkt,omitempty"`
 }
 
 func (a *api) profile(w http.ResponseWriter, r *http.Request) {
@@ -131,7 +143,7 @@ func (a *api) profile(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, Profile{
 		Subject: c.Subject, ClientID: c.ClientID, Scopes: scopes, SID: c.SID,
-		Time: now, ExpiresAt: c.Expiry.UTC(), ExpiresIn: max(0, int64(c.Expiry.Sub(now)/time.Second)),
+		Time: now, ExpiresAt: c.Expiry.UTC(), ExpiresIn: max(0, int64(c.Expiry.Sub(now)/time.Second)), JKT: c.JKT,
 	})
 }
 
@@ -190,14 +202,14 @@ func (c *cors) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", origin)
 		h.Set("Access-Control-Allow-Methods", "GET")
-		h.Set("Access-Control-Allow-Headers", "Authorization")
+		h.Set("Access-Control-Allow-Headers", "Authorization, DPoP")
 		h.Set("Access-Control-Max-Age", "600")
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	if allowed {
 		w.Header().Set("Access-Control-Allow-Origin", origin)
-		w.Header().Set("Access-Control-Expose-Headers", "WWW-Authenticate")
+		w.Header().Set("Access-Control-Expose-Headers", "WWW-Authenticate, DPoP-Nonce")
 	}
 	c.next.ServeHTTP(w, r)
 }

@@ -182,7 +182,7 @@ func TestCORS(t *testing.T) {
 		want := map[string]string{
 			"Access-Control-Allow-Origin":  spaOrigin,
 			"Access-Control-Allow-Methods": "GET",
-			"Access-Control-Allow-Headers": "Authorization",
+			"Access-Control-Allow-Headers": "Authorization, DPoP",
 		}
 		if r.status != 204 {
 			t.Fatalf("status: got %d, want 204", r.status)
@@ -219,7 +219,7 @@ func TestCORS(t *testing.T) {
 	t.Run("ok/refusal-readable-by-the-spa", func(t *testing.T) {
 		r := f.call(t, "GET", "/api/profile", "", "Origin", spaOrigin)
 		if r.status != 401 || r.header.Get("Access-Control-Allow-Origin") != spaOrigin ||
-			r.header.Get("Access-Control-Expose-Headers") != "WWW-Authenticate" {
+			r.header.Get("Access-Control-Expose-Headers") != "WWW-Authenticate, DPoP-Nonce" {
 			t.Fatalf("got %d, Allow-Origin %q, Expose-Headers %q", r.status,
 				r.header.Get("Access-Control-Allow-Origin"), r.header.Get("Access-Control-Expose-Headers"))
 		}

@@ -78,7 +78,9 @@ type CodeRequest struct {
 	CodeChallengeMethod string
 	AuthTime            time.Time
 	AMR                 []string
-	DPoPJKT             string
+	// DPoPJKT is the dpop_jkt of the authorization request (RFC 9449 §10):
+	// the code can only be redeemed with a proof of that key.
+	DPoPJKT string
 }
 
 // IssueCode stores a new authorization code and returns it.
@@ -106,6 +108,11 @@ type Issued struct {
 	AccessExpiry time.Time
 	// Nonce is the authorization request's nonce (code redemption only).
 	Nonce string
+	// Refreshed says the grant already existed and was found active (neither
+	// revoked nor expired) in the transaction that used the refresh token.
+	// Disabling or deleting a user revokes or deletes their grants in one
+	// transaction, so the user was allowed to sign in at that moment.
+	Refreshed bool
 }
 
 // Redemption is a token request with grant_type=authorization_code.
@@ -119,6 +126,9 @@ type Redemption struct {
 	Refresh func(scopes []string) bool
 	// SessionBound says whether a grant of these scopes ends with the SSO session.
 	SessionBound func(scopes []string) bool
+	// DPoPJKT is the thumbprint of the key of the token request's DPoP proof
+	// ("" without one).
+	DPoPJKT string
 }
 
 // RedeemCode exchanges a code for a grant. Every refusal is invalid_grant
@@ -146,11 +156,14 @@ func (s *Service) RedeemCode(ctx context.Context, r Redemption) (Issued, error) 
 			return storage.Grant{}, nil, invalidGrant("code_verifier required")
 		case c.CodeChallenge != "" && !oauth.VerifyPKCE(r.Verifier, c.CodeChallenge):
 			return storage.Grant{}, nil, invalidGrant("code_verifier does not match the code_challenge")
+		case c.DPoPJKT != "" && r.DPoPJKT != c.DPoPJKT:
+			// RFC 9449 §10: the code is bound to the key named by dpop_jkt.
+			return storage.Grant{}, nil, invalidGrant("the DPoP proof's key is not the one dpop_jkt named")
 		}
 		g := storage.Grant{
 			ID: c.GrantID, ClientID: c.ClientID, UserID: c.UserID, SID: c.SID,
 			SessionBound: r.SessionBound != nil && r.SessionBound(c.Scopes) && c.SID != "", Scopes: c.Scopes,
-			AuthTime: c.AuthTime, AMR: c.AMR, DPoPJKT: c.DPoPJKT, CreatedAt: now,
+			AuthTime: c.AuthTime, AMR: c.AMR, DPoPJKT: refreshBinding(r.Client, r.DPoPJKT), CreatedAt: now,
 			ExpiresAt: now.Add(s.policy.AccessTTL),
 		}
 		out = Issued{Scopes: c.Scopes, Nonce: c.Nonce, AccessExpiry: now.Add(s.policy.AccessTTL)}
@@ -177,6 +190,18 @@ func (s *Service) RedeemCode(ctx context.Context, r Redemption) (Issued, error) 
 	return out, nil
 }
 
+// refreshBinding is the key a grant's refresh tokens are bound to: the DPoP
+// key of the token request that started it, for a public client. RFC 9449 §5:
+// a public client's refresh tokens are bound to its key, since it has no
+// other credential; a confidential client's are already bound to it by
+// client authentication and are not.
+func refreshBinding(c storage.Client, jkt string) string {
+	if c.Public() {
+		return jkt
+	}
+	return ""
+}
+
 // childOf derives the refresh token that replaces parent.
 func (s *Service) childOf(parent string) string {
 	return base64.RawURLEncoding.EncodeToString(s.derive.Sum([]byte(parent)))
@@ -190,6 +215,8 @@ type RefreshRequest struct {
 	Scopes []string
 	// Rotate replaces the token with a new one (always for public clients).
 	Rotate bool
+	// DPoPJKT is the thumbprint of the key of the request's DPoP proof ("" without one).
+	DPoPJKT string
 }
 
 // Refresh uses a refresh token.
@@ -208,6 +235,13 @@ func (s *Service) Refresh(ctx context.Context, r RefreshRequest) (Issued, error)
 		switch {
 		case g.ClientID != r.Client.ID:
 			return reject(invalidGrant("the refresh token was issued to another client"))
+		case g.DPoPJKT != "" && r.DPoPJKT == "":
+			// RFC 9449 §5: a bound refresh token needs a proof of its key.
+			return reject(&oauth.Error{Code: oauth.ErrInvalidDPoPProof, Description: "this refresh token is bound to a DPoP key: send a proof"})
+		case g.DPoPJKT != "" && r.DPoPJKT != g.DPoPJKT:
+			// Checked before reuse detection, so someone who stole a rotated
+			// token but not the key cannot revoke the family either.
+			return reject(invalidGrant("the refresh token is bound to another DPoP key"))
 		case !g.RevokedAt.IsZero():
 			return reject(invalidGrant("unknown, expired or revoked refresh token"))
 		case !now.Before(g.ExpiresAt) || !now.Before(rt.ExpiresAt):
@@ -257,7 +291,7 @@ func (s *Service) Refresh(ctx context.Context, r RefreshRequest) (Issued, error)
 			return Issued{}, invalidGrant("the sign-in session of this grant has ended")
 		}
 	}
-	out.Grant = g
+	out.Grant, out.Refreshed = g, true
 	out.AccessExpiry = minTime(now.Add(s.policy.AccessTTL), g.ExpiresAt)
 	return out, nil
 }

@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -13,9 +14,13 @@ import (
 var ErrBusy = errors.New("password hashing is saturated")
 
 // Hasher runs argon2id under a bounded pool. Each hash takes Params.MemoryKiB,
-// so the number of slots is the memory budget divided by that: a flood of
-// sign-ins can use no more memory than configured, and waits at most the queue
-// timeout for a slot.
+// so the number of slots is at most the memory budget divided by that: a flood
+// of sign-ins can use no more memory than configured, and waits at most the
+// queue timeout for a slot. It is also at most the cores the hashes may use,
+// all but one (GOMAXPROCS − 1, ÷ Parallelism, at least one slot): more slots
+// add no throughput, only memory and goroutines that crowd the cores, and the
+// core left over keeps token, authorization and introspection requests
+// answered quickly during a sign-in flood.
 type Hasher struct {
 	params       Params
 	slots        chan struct{}
@@ -29,7 +34,7 @@ type Hasher struct {
 
 // NewHasher returns a hasher that keeps concurrent hashes within memoryLimitKiB.
 func NewHasher(p Params, memoryLimitKiB int, queueTimeout time.Duration) *Hasher {
-	n := memoryLimitKiB / int(p.MemoryKiB)
+	n := min(memoryLimitKiB/int(p.MemoryKiB), (runtime.GOMAXPROCS(0)-1)/max(int(p.Parallelism), 1))
 	if n < 1 {
 		n = 1
 	}
@@ -37,7 +42,7 @@ func NewHasher(p Params, memoryLimitKiB int, queueTimeout time.Duration) *Hasher
 		params:       p,
 		slots:        make(chan struct{}, n),
 		queueTimeout: queueTimeout,
-		dummy:        HashPassword("castellan dummy password", p),
+		dummy:        dummyPHC(p),
 	}
 }
 

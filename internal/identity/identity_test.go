@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -66,8 +67,50 @@ func TestHasherBoundsConcurrency(t *testing.T) {
 	}
 }
 
-func TestNewHasherSlotsFromMemory(t *testing.T) {
-	if n := NewHasher(Params{MemoryKiB: 19456, Iterations: 2, Parallelism: 1}, 256*1024, time.Second).Slots(); n != 13 {
-		t.Errorf("slots for 256 MiB / 19 MiB: got %d, want 13", n)
+func TestNewHasherSlots(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, tc := range []struct {
+		name        string
+		procs       int
+		memoryKiB   uint32
+		parallelism uint8
+		limitKiB    int
+		want        int
+	}{
+		{"memory bound: 256 MiB / 19 MiB", 16, 19456, 1, 256 * 1024, 13},
+		{"core bound: 2 cores, one left for the rest", 2, 19456, 1, 256 * 1024, 1},
+		{"core bound: 8 cores, 2 lanes per hash", 8, 19456, 2, 256 * 1024, 3},
+		{"at least one: one core", 1, 19456, 1, 256 * 1024, 1},
+		{"at least one: memory below one hash", 4, 19456, 1, 1024, 1},
+		{"at least one: more lanes than cores", 2, 19456, 4, 256 * 1024, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			runtime.GOMAXPROCS(tc.procs)
+			h := NewHasher(Params{MemoryKiB: tc.memoryKiB, Iterations: 1, Parallelism: tc.parallelism}, tc.limitKiB, time.Second)
+			if n := h.Slots(); n != tc.want {
+				t.Errorf("slots: got %d, want %d", n, tc.want)
+			}
+		})
+	}
+}
+
+// TestDummyPHC: the dummy verified for unknown users is a well-formed hash
+// with the configured parameters that no password matches, and two hashers
+// get different ones.
+func TestDummyPHC(t *testing.T) {
+	d := dummyPHC(cheap)
+	if err := ParsePHC(d); err != nil {
+		t.Fatalf("dummy %q: %v", d, err)
+	}
+	if !strings.Contains(d, "$m=1024,t=1,p=1$") {
+		t.Errorf("dummy %q: want the configured parameters", d)
+	}
+	for _, pw := range []string{"", "castellan dummy password", "x"} {
+		if ok, _, err := verifyPassword(pw, d, cheap); ok || err != nil {
+			t.Errorf("password %q against the dummy: got %v %v, want a plain mismatch", pw, ok, err)
+		}
+	}
+	if dummyPHC(cheap) == d {
+		t.Error("two dummies are equal: want a random salt and key each")
 	}
 }

@@ -38,6 +38,18 @@ func HashPassword(password string, p Params) string {
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 }
 
+// dummyPHC is a PHC string with the parameters p, a random salt and a random
+// key: verifying against it costs exactly one argon2id hash with p, like a real
+// one, and no password matches it. Unlike HashPassword it costs nothing to make,
+// so a starting node does not spend a hash on it.
+func dummyPHC(p Params) string {
+	salt, key := make([]byte, saltLen), make([]byte, keyLen)
+	rand.Read(salt)
+	rand.Read(key)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.MemoryKiB, p.Iterations, p.Parallelism,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
+}
+
 // phc is a parsed argon2id PHC string.
 type phc struct {
 	params Params

@@ -2,8 +2,10 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"net/http/cookiejar"
 	"slices"
 	"sort"
@@ -292,6 +294,17 @@ func (vc *vclient) adopt(tok Tokens) {
 // with an SSO session cookie and tokens of its own refresh-token family.
 func (vc *vclient) setUp(ctx context.Context) error {
 	tok, err := vc.flow.signIn(ctx, &vc.creds.SPA, vc.user)
+	// The hashing pool answers 503 when its queue is full for longer than
+	// passwords.queue_timeout (a busy machine, or many virtual clients signing
+	// in at once): setup is not measured, so try again as a browser would.
+	for try := 0; try < setupRetries && isBusy(err); try++ {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+		tok, err = vc.flow.signIn(ctx, &vc.creds.SPA, vc.user)
+	}
 	if err != nil {
 		return fmt.Errorf("virtual client %d: sign-in as %s: %w", vc.id, vc.user.Username, err)
 	}
@@ -316,4 +329,13 @@ func (vc *vclient) recover(ctx context.Context) {
 	if tok, err := vc.flow.signIn(ctx, &vc.creds.SPA, vc.user); err == nil && tok.Refresh != "" {
 		vc.adopt(tok)
 	}
+}
+
+// setupRetries bounds the sign-ins a virtual client's setup retries after 503.
+const setupRetries = 10
+
+// isBusy says whether err is the server's 503 (hashing pool saturated).
+func isBusy(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Status == http.StatusServiceUnavailable
 }

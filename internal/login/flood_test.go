@@ -3,6 +3,7 @@ package login_test
 import (
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -11,20 +12,24 @@ import (
 )
 
 // TestSignInFloodIsBounded sends many sign-ins at once against a hashing pool
-// of two slots: no more than two hashes ever run together (so memory stays
-// within passwords.memory_limit_mib), the excess is told 503 with Retry-After
-// instead of queueing without bound, and the server keeps answering other requests.
+// of at most two slots: no more hashes than slots ever run together (so memory
+// stays within passwords.memory_limit_mib), the excess is told 503 with
+// Retry-After instead of queueing without bound, and the server keeps
+// answering other requests.
 func TestSignInFloodIsBounded(t *testing.T) {
 	cfg := servertest.Config()
 	cfg.Passwords.MemoryKiB = 8 * 1024
 	cfg.Passwords.Iterations = 3
-	cfg.Passwords.MemoryLimitMiB = 16 // two slots
+	cfg.Passwords.MemoryLimitMiB = 16 // two slots by memory
 	cfg.Passwords.QueueTimeout = 1    // 1ns: a sign-in that finds no free slot is refused at once
 	cfg.Throttle.AddressFailures = 100000
 	cfg.Throttle.AccountFailures = 100000
 	env := servertest.New(t, servertest.Options{Config: cfg})
-	if slots := env.Server.Users.Hasher().Slots(); slots != 2 {
-		t.Fatalf("slots: got %d, want 2", slots)
+	// Two slots by memory, fewer on a machine with fewer than three cores
+	// (identity.NewHasher leaves one core to the other requests).
+	slots := env.Server.Users.Hasher().Slots()
+	if want := max(1, min(2, runtime.GOMAXPROCS(0)-1)); slots != want {
+		t.Fatalf("slots: got %d, want %d", slots, want)
 	}
 
 	c := env.Browser()
@@ -67,7 +72,7 @@ func TestSignInFloodIsBounded(t *testing.T) {
 	if count[http.StatusUnauthorized]+count[http.StatusServiceUnavailable] != n {
 		t.Errorf("statuses: got %v, want only 401 and 503", count)
 	}
-	if peak := env.Server.Users.Hasher().Peak(); peak > 2 {
-		t.Errorf("concurrent hashes: got %d, want at most 2", peak)
+	if peak := env.Server.Users.Hasher().Peak(); peak > slots {
+		t.Errorf("concurrent hashes: got %d, want at most %d", peak, slots)
 	}
 }

@@ -183,6 +183,8 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	if page.Pending != "" && h.Pending != nil {
 		next = h.Pending.Resume(page.Pending)
 	}
+	// It sets the session cookie: no cache may keep it.
+	web.NoStore(w)
 	// 303: the browser follows with GET and never re-posts the credentials (RFC 9700 §4.12).
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }

@@ -28,6 +28,7 @@ const (
 	ErrAccountSelectionReq     = "account_selection_required"
 	ErrRequestNotSupported     = "request_not_supported"
 	ErrRequestURINotSupported  = "request_uri_not_supported"
+	ErrInvalidRequestURI       = "invalid_request_uri" // RFC 9101 §7, used by RFC 9126 §4
 	ErrInvalidDPoPProof        = "invalid_dpop_proof"
 	ErrUseDPoPNonce            = "use_dpop_nonce"
 )

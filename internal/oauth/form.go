@@ -8,6 +8,11 @@ import "net/url"
 func Single(v url.Values) (map[string]string, string) {
 	out := make(map[string]string, len(v))
 	for k, vals := range v {
+		if k == "" {
+			// "=x" names no parameter; ignoring it also keeps a repeated empty
+			// name from being reported as "" (no repetition).
+			continue
+		}
 		if len(vals) > 1 {
 			return nil, k
 		}

@@ -33,7 +33,9 @@ func MatchRedirectURI(requested string, registered []string) bool {
 	}
 	for _, r := range registered {
 		reg, err := url.Parse(r)
-		if err != nil || reg.Scheme != "http" || !isLoopbackIP(reg.Hostname()) {
+		// A registered URI never has a fragment (config validation refuses
+		// one); if it did, dropping it here would widen the match.
+		if err != nil || reg.Scheme != "http" || !isLoopbackIP(reg.Hostname()) || strings.Contains(r, "#") {
 			continue
 		}
 		if reg.Hostname() == req.Hostname() && reg.EscapedPath() == req.EscapedPath() &&

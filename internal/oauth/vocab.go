@@ -30,6 +30,14 @@ const (
 	AuthPrivateKeyJWT     = "private_key_jwt"
 )
 
+// ClientAssertionJWT is the client_assertion_type of private_key_jwt (RFC 7523 §2.2).
+const ClientAssertionJWT = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// ClientAssertionAlgorithms are the JWS algorithms accepted for client
+// assertions. none and the HMAC algorithms never are: an HS256 "signature"
+// keyed with a client's public key is a classic forgery (RFC 8725 §2.1, §3.1).
+var ClientAssertionAlgorithms = []string{AlgES256, AlgEdDSA, AlgRS256, AlgPS256}
+
 // AuthMethods lists the client authentication methods a client may register.
 var AuthMethods = []string{AuthNone, AuthClientSecretBasic, AuthClientSecretPost, AuthPrivateKeyJWT}
 
@@ -46,10 +54,15 @@ const (
 	AlgES256 = "ES256"
 	AlgRS256 = "RS256"
 	AlgEdDSA = "EdDSA"
+	AlgPS256 = "PS256" // accepted from clients, not used for signing
 )
 
 // SigningAlgorithms lists the JWS algorithms Castellan signs with.
 var SigningAlgorithms = []string{AlgES256, AlgRS256, AlgEdDSA}
+
+// DPoPAlgorithms lists the JWS algorithms a DPoP proof may use (RFC 9449
+// §4.2: asymmetric only).
+var DPoPAlgorithms = []string{"ES256", "ES384", "ES512", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
 
 // Contains reports whether list holds s.
 func Contains(list []string, s string) bool {

@@ -25,7 +25,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/castellan-auth/castellan/dpop"
 	"github.com/castellan-auth/castellan/internal/clock"
+	"github.com/castellan-auth/castellan/internal/dpopcheck"
 	"github.com/castellan-auth/castellan/internal/grant"
 	"github.com/castellan-auth/castellan/internal/mint"
 	"github.com/castellan-auth/castellan/internal/oauth"
@@ -96,6 +98,9 @@ type Endpoint struct {
 	Poll time.Duration
 	// KeepAlive is how often an idle stream sends a comment so proxies keep it open.
 	KeepAlive time.Duration
+	// DPoP, if set, takes DPoP-bound tokens with "Authorization: DPoP" and a
+	// proof (RFC 9449 §7); a bound token is never taken as a Bearer token.
+	DPoP *dpopcheck.Checker
 }
 
 // Mount registers the routes.
@@ -126,13 +131,18 @@ func challenge(w http.ResponseWriter, status int, code, desc string) {
 func (e *Endpoint) authenticate(w http.ResponseWriter, r *http.Request) (storage.Session, mint.AccessClaims, bool) {
 	e.CORS.Public(w, r)
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+	isDPoP := e.DPoP != nil && strings.EqualFold(scheme, "DPoP")
+	if !ok || !strings.EqualFold(scheme, "Bearer") && !isDPoP || tok == "" {
 		challenge(w, http.StatusUnauthorized, "", "")
 		return storage.Session{}, mint.AccessClaims{}, false
 	}
-	claims, err := e.Mint.ParseAccess(strings.TrimSpace(tok), e.Clock.Now())
+	tok = strings.TrimSpace(tok)
+	claims, err := e.Mint.ParseAccess(tok, e.Clock.Now())
 	if err != nil || claims.SID == "" || claims.Grant == "" {
 		challenge(w, http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is invalid, expired or not tied to a session")
+		return storage.Session{}, mint.AccessClaims{}, false
+	}
+	if !e.proofOK(w, r, tok, claims, isDPoP) {
 		return storage.Session{}, mint.AccessClaims{}, false
 	}
 	ctx := r.Context()
@@ -156,6 +166,47 @@ func (e *Endpoint) authenticate(w http.ResponseWriter, r *http.Request) (storage
 		return storage.Session{}, mint.AccessClaims{}, false
 	}
 	return s, claims, true
+}
+
+// proofOK checks the binding of a token (RFC 9449 §7.1): a DPoP-bound one
+// needs the DPoP scheme and a proof by its key naming it; an unbound one the
+// Bearer scheme. Otherwise it answers the request and returns false.
+func (e *Endpoint) proofOK(w http.ResponseWriter, r *http.Request, tok string, claims mint.AccessClaims, isDPoP bool) bool {
+	bound := claims.Confirmation != nil && claims.Confirmation.JKT != ""
+	deny := func(code, desc string) bool {
+		if code == oauth.ErrUseDPoPNonce {
+			e.DPoP.SetNonce(w)
+		}
+		w.Header().Set("WWW-Authenticate", dpop.Challenge("castellan", e.DPoP.Algorithms(), code, desc))
+		web.NoStore(w)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		json.NewEncoder(w).Encode(oauth.Error{Code: code, Description: desc})
+		return false
+	}
+	switch {
+	case bound && !isDPoP:
+		challenge(w, http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is bound to a DPoP key")
+		return false
+	case !isDPoP:
+		return true
+	case !bound:
+		return deny(oauth.ErrInvalidToken, "the access token is not DPoP-bound")
+	case !dpopcheck.Present(r):
+		return deny(oauth.ErrInvalidDPoPProof, "a DPoP proof is required")
+	}
+	p, err := e.DPoP.Check(r.Context(), r, tok)
+	var oe *oauth.Error
+	switch {
+	case errors.As(err, &oe):
+		return deny(oe.Code, oe.Description)
+	case err != nil:
+		e.fail(w, r, err)
+		return false
+	case p.JKT != claims.Confirmation.JKT:
+		return deny(oauth.ErrInvalidDPoPProof, "the DPoP proof's key is not the access token's")
+	}
+	return true
 }
 
 func (e *Endpoint) fail(w http.ResponseWriter, r *http.Request, err error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/castellan-auth/castellan/internal/logout"
 	"github.com/castellan-auth/castellan/internal/oauth"
 	"github.com/castellan-auth/castellan/internal/oidc"
+	"github.com/castellan-auth/castellan/internal/par"
 	"github.com/castellan-auth/castellan/internal/token"
 	"github.com/castellan-auth/castellan/internal/userinfo"
 	"github.com/castellan-auth/castellan/internal/web"
@@ -30,12 +31,13 @@ const (
 	pathEndSession = "/end_session"
 	pathActivity   = "/session/activity"
 	pathEvents     = "/session/events"
+	pathPAR        = "/par"
 )
 
 // maxBody bounds every request body: no form or JSON we accept comes near it.
 const maxBody = 64 << 10
 
-func (s *Server) routes(lh *login.Handler, az *authorize.Handler, te *token.Endpoint, ui *userinfo.Endpoint, lo *logout.Handler) http.Handler {
+func (s *Server) routes(lh *login.Handler, az *authorize.Handler, te *token.Endpoint, ui *userinfo.Endpoint, lo *logout.Handler, pe *par.Endpoint) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
@@ -45,6 +47,7 @@ func (s *Server) routes(lh *login.Handler, az *authorize.Handler, te *token.Endp
 	lh.Mount(mux)
 	az.Mount(mux, pathAuthorize)
 	te.Mount(mux, pathToken, pathRevoke, pathIntrospect)
+	pe.Mount(mux, pathPAR)
 	ui.Mount(mux, pathUserinfo)
 	lo.Mount(mux, pathEndSession)
 	s.Presence.Mount(mux, pathActivity, pathEvents)
@@ -76,7 +79,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 
 // metadata is the discovery document: exactly what is mounted.
 func (s *Server) metadata() oidc.Metadata {
-	secretMethods := []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost}
+	secretMethods := []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost, oauth.AuthPrivateKeyJWT}
 	responseTypes := []string{oauth.ResponseCode}
 	grantTypes := []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials}
 	if s.implicitInUse() {
@@ -92,6 +95,8 @@ func (s *Server) metadata() oidc.Metadata {
 		RevocationEndpoint:                         s.URL(pathRevoke),
 		IntrospectionEndpoint:                      s.URL(pathIntrospect),
 		EndSessionEndpoint:                         s.URL(pathEndSession),
+		PushedAuthorizationRequestEndpoint:         s.URL(pathPAR),
+		RequirePushedAuthorizationRequests:         s.cfg.PAR.Required,
 		ScopesSupported:                            oidc.Scopes,
 		ResponseTypesSupported:                     responseTypes,
 		ResponseModesSupported:                     []string{authorize.ModeQuery, authorize.ModeFragment, authorize.ModeFormPost, authorize.ModeWebMessage},
@@ -99,6 +104,7 @@ func (s *Server) metadata() oidc.Metadata {
 		SubjectTypesSupported:                      []string{"public"},
 		IDTokenSigningAlgValuesSupported:           s.cfg.Signing.Algorithms,
 		TokenEndpointAuthMethodsSupported:          append([]string{oauth.AuthNone}, secretMethods...),
+		TokenEndpointAuthSigningAlgValuesSupported: oauth.ClientAssertionAlgorithms,
 		RevocationEndpointAuthMethodsSupported:     append([]string{oauth.AuthNone}, secretMethods...),
 		IntrospectionEndpointAuthMethodsSupported:  secretMethods,
 		ClaimsSupported:                            oidc.Claims,
@@ -106,6 +112,7 @@ func (s *Server) metadata() oidc.Metadata {
 		RequestParameterSupported:                  false,
 		RequestURIParameterSupported:               false,
 		CodeChallengeMethodsSupported:              []string{oauth.PKCES256},
+		DPoPSigningAlgValuesSupported:              s.DPoP.Algorithms(),
 		AuthorizationResponseIssParameterSupported: true,
 		PromptValuesSupported:                      []string{authorize.PromptNone, authorize.PromptLogin, authorize.PromptConsent, authorize.PromptSelectAccount},
 		FrontchannelLogoutSupported:                true,

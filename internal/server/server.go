@@ -14,8 +14,10 @@ import (
 
 	"github.com/castellan-auth/castellan/internal/authorize"
 	"github.com/castellan-auth/castellan/internal/client"
+	"github.com/castellan-auth/castellan/internal/clientkeys"
 	"github.com/castellan-auth/castellan/internal/clock"
 	"github.com/castellan-auth/castellan/internal/config"
+	"github.com/castellan-auth/castellan/internal/dpopcheck"
 	"github.com/castellan-auth/castellan/internal/grant"
 	"github.com/castellan-auth/castellan/internal/identity"
 	"github.com/castellan-auth/castellan/internal/login"
@@ -23,6 +25,7 @@ import (
 	"github.com/castellan-auth/castellan/internal/metrics"
 	"github.com/castellan-auth/castellan/internal/mint"
 	"github.com/castellan-auth/castellan/internal/oauth"
+	"github.com/castellan-auth/castellan/internal/par"
 	"github.com/castellan-auth/castellan/internal/presence"
 	"github.com/castellan-auth/castellan/internal/seal"
 	"github.com/castellan-auth/castellan/internal/session"
@@ -59,11 +62,15 @@ type Server struct {
 	Sessions *session.Manager
 	Users    *identity.Directory
 	Secrets  client.Secrets
+	// Clients serves client records from memory for client.CacheTTL.
+	Clients  *client.Cache
 	Grants   *grant.Service
 	Mint     *mint.Minter
 	Notifier *logout.Notifier
 	Presence *presence.Endpoint
 	CORS     *web.CORS
+	// DPoP checks DPoP proofs at the token, userinfo (and PAR) endpoints.
+	DPoP *dpopcheck.Checker
 }
 
 // New builds the provider: it makes sure signing keys exist and provisions the
@@ -122,6 +129,7 @@ func New(ctx context.Context, d Deps) (*Server, error) {
 		return nil, err
 	}
 
+	s.Clients = client.NewCache(d.Store, d.Clock, client.CacheTTL)
 	audience := cfg.Tokens.Audience
 	if len(audience) == 0 {
 		audience = []string{cfg.Issuer}
@@ -142,17 +150,33 @@ func New(ctx context.Context, d Deps) (*Server, error) {
 	csrf := web.NewCSRF(d.Master, s.https)
 	cookie := session.Cookie{Secure: s.https}
 	az := &authorize.Handler{
-		Issuer: cfg.Issuer, Base: s.base, Store: d.Store, Users: s.Users, Sessions: s.Sessions,
+		Issuer: cfg.Issuer, Base: s.base, Store: cachedClients{d.Store, s.Clients}, Users: s.Users, Sessions: s.Sessions,
 		Cookie: cookie, CSRF: csrf, Pages: pages, Grants: s.Grants, Mint: s.Mint,
 		Algorithms: cfg.Signing.Algorithms, IDTokenTTL: cfg.Tokens.IDTokenTTL.D(), Clock: d.Clock, Log: d.Log,
 		PendingTTL: pendingTTL,
 	}
+	pushed := &par.Requests{Store: d.Store, Clock: d.Clock}
+	az.Pushed, az.RequirePAR = pushed, cfg.PAR.Required
+	auth := client.NewAuthenticator(s.Clients, s.Secrets)
+	auth.Assertions = &client.Assertions{
+		Audiences: []string{cfg.Issuer, s.URL(pathToken)},
+		Replay:    d.Store, Keys: clientkeys.NewFetcher(d.Clock), Clock: d.Clock,
+	}
+	pe := &par.Endpoint{Auth: auth, Validate: az, Requests: pushed, Clock: d.Clock, Log: d.Log}
 	te := &token.Endpoint{
-		Auth: client.NewAuthenticator(d.Store, s.Secrets), Grants: s.Grants, Mint: s.Mint, Users: d.Store,
+		Auth: auth, Grants: s.Grants, Mint: s.Mint, Users: d.Store,
 		Algorithms: cfg.Signing.Algorithms, IDTokenTTL: cfg.Tokens.IDTokenTTL.D(), Clock: d.Clock,
 		Metrics: s.Metrics, Log: d.Log,
 	}
 	ui := &userinfo.Endpoint{Mint: s.Mint, Grants: s.Grants, Users: d.Store, Clock: d.Clock, Log: d.Log}
+	s.DPoP, err = dpopcheck.New(dpopcheck.Config{
+		Issuer: cfg.Issuer, Algorithms: cfg.DPoP.Algorithms, RequireNonce: cfg.DPoP.RequireNonce,
+		Store: d.Store, Master: d.Master, Clock: d.Clock,
+	})
+	if err != nil {
+		return nil, err
+	}
+	te.DPoP, ui.DPoP, pe.DPoP = s.DPoP, s.DPoP, s.DPoP
 	s.CORS = web.NewCORS(func(ctx context.Context) ([]string, error) {
 		clients, err := d.Store.ListClients(ctx)
 		var origins []string
@@ -164,14 +188,14 @@ func New(ctx context.Context, d Deps) (*Server, error) {
 	if err := s.CORS.Refresh(ctx); err != nil {
 		return nil, err
 	}
-	te.CORS = s.CORS
-	ui.CORS, ui.Clients = s.CORS, d.Store
+	te.CORS, pe.CORS = s.CORS, s.CORS
+	ui.CORS, ui.Clients = s.CORS, s.Clients
 	s.Notifier = logout.NewNotifier(d.Store, s.Mint, cfg.Signing.Algorithms, d.Clock, d.Log)
 	s.Sessions.OnEnded(s.Notifier.Ended)
 	broker := presence.NewBroker()
 	s.Sessions.OnEnded(broker.Ended)
 	s.Presence = &presence.Endpoint{Mint: s.Mint, Grants: s.Grants, Sessions: s.Sessions, Store: d.Store,
-		CORS: s.CORS, Broker: broker, Clock: d.Clock, Log: d.Log}
+		CORS: s.CORS, Broker: broker, Clock: d.Clock, Log: d.Log, DPoP: s.DPoP}
 	te.Activity = presence.Renewals{Sessions: s.Sessions, Store: d.Store, Log: d.Log}
 	lo := &logout.Handler{Issuer: cfg.Issuer, Base: s.base, Store: d.Store, Sessions: s.Sessions, Cookie: cookie,
 		CSRF: csrf, Pages: pages, Mint: s.Mint, Notifier: s.Notifier, Clock: d.Clock, Log: d.Log}
@@ -191,7 +215,7 @@ func New(ctx context.Context, d Deps) (*Server, error) {
 		Base:     s.base,
 		Pending:  az,
 	}
-	s.handler = s.routes(lh, az, te, ui, lo)
+	s.handler = s.routes(lh, az, te, ui, lo, pe)
 	return s, nil
 }
 
@@ -295,4 +319,14 @@ func (s *Server) warnLegacy(ctx context.Context, store storage.Storage) error {
 		}
 	}
 	return nil
+}
+
+// cachedClients is the storage with client records read through the cache.
+type cachedClients struct {
+	storage.Storage
+	clients *client.Cache
+}
+
+func (c cachedClients) GetClient(ctx context.Context, id string) (storage.Client, error) {
+	return c.clients.GetClient(ctx, id)
 }

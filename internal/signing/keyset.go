@@ -314,6 +314,15 @@ func (ks *Keyset) Verify(token string, allowed []string) ([]byte, string, error)
 		return nil, "", errors.New("want exactly one signature")
 	}
 	h := jws.Signatures[0].Protected
+	// RFC 7515 §4.1.11: Castellan understands no extension, so a token naming
+	// one critical is refused. go-jose would accept crit ["b64"] (RFC 7797,
+	// unencoded payload); a token we issued never has either header.
+	if _, ok := h.ExtraHeaders["crit"]; ok {
+		return nil, "", errors.New("critical header not understood")
+	}
+	if _, ok := h.ExtraHeaders["b64"]; ok {
+		return nil, "", errors.New("b64 header not allowed")
+	}
 	ks.mu.RLock()
 	k, ok := ks.keys[h.KeyID]
 	ks.mu.RUnlock()

@@ -65,8 +65,10 @@ type Client struct {
 	RequirePushedAuthorizationRequests bool
 	JWKS                               string // JSON Web Key Set for private_key_jwt, as JSON
 	JWKSURI                            string
-	CreatedAt                          time.Time
-	UpdatedAt                          time.Time
+	// TokenEndpointAuthSigningAlg, if set, is the only alg of the client's assertions.
+	TokenEndpointAuthSigningAlg string
+	CreatedAt                   time.Time
+	UpdatedAt                   time.Time
 }
 
 // Public reports whether the client has no credentials of its own.
@@ -129,8 +131,10 @@ type Grant struct {
 	Scopes       []string
 	AuthTime     time.Time
 	AMR          []string
-	DPoPJKT      string
-	CreatedAt    time.Time
+	// DPoPJKT is the thumbprint of the DPoP key the grant's refresh tokens
+	// are bound to (public clients that used DPoP; RFC 9449 §5), or "".
+	DPoPJKT   string
+	CreatedAt time.Time
 	// ExpiresAt is when the last token issued from the grant stops being valid:
 	// the refresh family's absolute lifetime, or the access token's expiry when no
 	// refresh token was issued. Zero means never (not used by Castellan itself).

@@ -18,6 +18,7 @@ type Storage interface {
 	Throttles
 	ReplayCache
 	Locker
+	BFFSessions
 
 	// Ping reports whether the backend answers.
 	Ping(ctx context.Context) error

@@ -22,13 +22,14 @@ func (authorizationCode) handle(ctx context.Context, e *Endpoint, req *request) 
 		Code:         code,
 		RedirectURI:  req.form["redirect_uri"],
 		Verifier:     req.form["code_verifier"],
+		DPoPJKT:      req.jkt,
 		Refresh:      func(scopes []string) bool { return issuesRefresh(c, scopes) },
 		SessionBound: func(scopes []string) bool { return sessionBound(c, scopes) },
 	})
 	if err != nil {
 		return nil, err
 	}
-	return e.respond(ctx, c, is, is.Nonce)
+	return e.respond(ctx, c, is, is.Nonce, req.jkt)
 }
 
 // issuesRefresh says whether a grant gets a refresh token: the client must be

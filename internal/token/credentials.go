@@ -36,9 +36,9 @@ func (clientCredentials) handle(ctx context.Context, e *Endpoint, req *request) 
 	}
 	now := e.Clock.Now()
 	exp := now.Add(e.Grants.Policy().AccessTTL)
-	at, _, err := e.Mint.NewAccess(mint.AccessParams{ClientID: c.ID, Subject: c.ID, Scopes: scopes, IssuedAt: now, Expiry: exp})
+	at, _, err := e.Mint.NewAccess(mint.AccessParams{ClientID: c.ID, Subject: c.ID, Scopes: scopes, IssuedAt: now, Expiry: exp, JKT: req.jkt})
 	if err != nil {
 		return nil, err
 	}
-	return &Response{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(exp.Sub(now) / time.Second), Scope: oauth.JoinScope(scopes)}, nil
+	return &Response{AccessToken: at, TokenType: tokenType(req.jkt), ExpiresIn: int64(exp.Sub(now) / time.Second), Scope: oauth.JoinScope(scopes)}, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/castellan-auth/castellan/internal/client"
 	"github.com/castellan-auth/castellan/internal/clock"
+	"github.com/castellan-auth/castellan/internal/dpopcheck"
 	"github.com/castellan-auth/castellan/internal/grant"
 	"github.com/castellan-auth/castellan/internal/metrics"
 	"github.com/castellan-auth/castellan/internal/mint"
@@ -52,6 +53,9 @@ type Endpoint struct {
 	// CORS lets the browser apps of clients with allowed_origins call the
 	// token and revocation endpoints; nil answers no cross-origin request.
 	CORS *web.CORS
+	// DPoP checks DPoP proofs (RFC 9449); nil ignores the DPoP header and
+	// issues Bearer tokens only.
+	DPoP *dpopcheck.Checker
 
 	types map[string]grantType
 }
@@ -65,6 +69,9 @@ type request struct {
 	http   *http.Request
 	client storage.Client
 	form   map[string]string
+	// jkt is the thumbprint of the key of a valid DPoP proof ("" without
+	// one): the access token is bound to it (RFC 9449 §5).
+	jkt string
 }
 
 // Response is a successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
@@ -159,7 +166,11 @@ func (e *Endpoint) token(w http.ResponseWriter, r *http.Request) {
 		if !oauth.Contains(c.GrantTypes, form["grant_type"]) {
 			return nil, &oauth.Error{Code: oauth.ErrUnauthorizedClient, Description: "this client may not use grant_type " + form["grant_type"]}
 		}
-		return gt.handle(r.Context(), e, &request{http: r, client: c, form: form})
+		jkt, err := e.proof(w, r, c)
+		if err != nil {
+			return nil, err
+		}
+		return gt.handle(r.Context(), e, &request{http: r, client: c, form: form, jkt: jkt})
 	}()
 	if err != nil {
 		e.writeError(w, r, grantType, err)
@@ -168,6 +179,27 @@ func (e *Endpoint) token(w http.ResponseWriter, r *http.Request) {
 	e.Metrics.Tokens.WithLabelValues(grantType, "issued").Inc()
 	web.NoStore(w)
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// proof checks the DPoP proof of a token request, if any, and returns its
+// key's thumbprint. A client registered with dpop_bound_access_tokens must
+// send one (RFC 9449 §5.2).
+func (e *Endpoint) proof(w http.ResponseWriter, r *http.Request, c storage.Client) (string, error) {
+	if e.DPoP == nil || !dpopcheck.Present(r) {
+		if c.DPoPBoundAccessTokens {
+			return "", &oauth.Error{Code: oauth.ErrInvalidDPoPProof, Description: "this client must send a DPoP proof"}
+		}
+		return "", nil
+	}
+	if e.DPoP.RequireNonce() {
+		// RFC 9449 §8.2: a fresh nonce with every answer keeps the client's current.
+		e.DPoP.SetNonce(w)
+	}
+	p, err := e.DPoP.Check(r.Context(), r, "")
+	if err != nil {
+		return "", err
+	}
+	return p.JKT, nil
 }
 
 // writeError renders a protocol error as JSON, and anything else as a generic
@@ -182,6 +214,10 @@ func (e *Endpoint) writeError(w http.ResponseWriter, r *http.Request, grantType 
 		oe = &oauth.Error{Code: oauth.ErrServerError, Description: "internal error"}
 	}
 	e.Metrics.Tokens.WithLabelValues(grantType, oe.Code).Inc()
+	if oe.Code == oauth.ErrUseDPoPNonce && e.DPoP != nil {
+		// RFC 9449 §8: the answer carries the nonce to use.
+		e.DPoP.SetNonce(w)
+	}
 	oe.WriteJSON(w)
 }
 

@@ -14,14 +14,21 @@ import (
 )
 
 // respond mints the access token (and the ID token when the grant is an OpenID
-// one) for what a grant type established.
-func (e *Endpoint) respond(ctx context.Context, c storage.Client, is grant.Issued, nonce string) (*Response, error) {
+// one) for what a grant type established; jkt binds the access token to a
+// DPoP key.
+func (e *Endpoint) respond(ctx context.Context, c storage.Client, is grant.Issued, nonce, jkt string) (*Response, error) {
 	now := e.Clock.Now()
 	g := is.Grant
 	// The person must still be allowed to sign in. Disabling a user revokes
 	// their grants, but a code issued before that (and redeemed within its
-	// minute) would start a new grant, not bound to any session, after it.
-	u, err := e.Users.GetUser(ctx, g.UserID)
+	// minute) would start a new grant, not bound to any session, after it. A
+	// refresh found its grant active, which proves it (grant.Issued.Refreshed):
+	// it reads the user only for the claims of the ID token.
+	var u storage.User
+	var err error
+	if !is.Refreshed || oauth.Contains(g.Scopes, oauth.ScopeOpenID) && needsUserClaims(is.Scopes) {
+		u, err = e.Users.GetUser(ctx, g.UserID)
+	}
 	if errors.Is(err, storage.ErrNotFound) || err == nil && u.Disabled {
 		if err := e.Grants.RevokeGrant(ctx, g.ID); err != nil {
 			return nil, err
@@ -33,13 +40,13 @@ func (e *Endpoint) respond(ctx context.Context, c storage.Client, is grant.Issue
 	}
 	at, _, err := e.Mint.NewAccess(mint.AccessParams{
 		ClientID: c.ID, Subject: g.UserID, Scopes: is.Scopes, GrantID: g.ID, SID: g.SID,
-		AuthTime: g.AuthTime, AMR: g.AMR, IssuedAt: now, Expiry: is.AccessExpiry, JKT: g.DPoPJKT,
+		AuthTime: g.AuthTime, AMR: g.AMR, IssuedAt: now, Expiry: is.AccessExpiry, JKT: jkt,
 	})
 	if err != nil {
 		return nil, err
 	}
 	resp := &Response{
-		AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(is.AccessExpiry.Sub(now).Seconds()),
+		AccessToken: at, TokenType: tokenType(jkt), ExpiresIn: int64(is.AccessExpiry.Sub(now).Seconds()),
 		RefreshToken: is.RefreshToken, Scope: oauth.JoinScope(is.Scopes),
 	}
 	if oauth.Contains(g.Scopes, oauth.ScopeOpenID) {
@@ -56,8 +63,22 @@ func (e *Endpoint) respond(ctx context.Context, c storage.Client, is grant.Issue
 	return resp, nil
 }
 
+// tokenType is "DPoP" for a token bound to a key (RFC 9449 §5), else "Bearer".
+func tokenType(jkt string) string {
+	if jkt != "" {
+		return "DPoP"
+	}
+	return "Bearer"
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// needsUserClaims says whether an ID token for scopes carries claims from the
+// user record (oidc.UserClaims).
+func needsUserClaims(scopes []string) bool {
+	return oauth.Contains(scopes, oauth.ScopeProfile) || oauth.Contains(scopes, oauth.ScopeEmail)
 }

@@ -23,7 +23,7 @@ func (refreshToken) handle(ctx context.Context, e *Endpoint, req *request) (*Res
 	}
 	c := req.client
 	is, err := e.Grants.Refresh(ctx, grant.RefreshRequest{
-		Client: c, Token: token, Scopes: scopes, Rotate: c.Public() || c.RotateRefreshTokens,
+		Client: c, Token: token, Scopes: scopes, Rotate: c.Public() || c.RotateRefreshTokens, DPoPJKT: req.jkt,
 	})
 	if err != nil {
 		return nil, err
@@ -32,5 +32,5 @@ func (refreshToken) handle(ctx context.Context, e *Endpoint, req *request) (*Res
 		e.Activity.RenewalActivity(ctx, c, is.Grant.SID)
 	}
 	// OIDC Core §12.2: the refreshed ID token has no nonce.
-	return e.respond(ctx, c, is, "")
+	return e.respond(ctx, c, is, "", req.jkt)
 }

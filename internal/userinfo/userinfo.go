@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/castellan-auth/castellan/dpop"
 	"github.com/castellan-auth/castellan/internal/clock"
+	"github.com/castellan-auth/castellan/internal/dpopcheck"
 	"github.com/castellan-auth/castellan/internal/grant"
 	"github.com/castellan-auth/castellan/internal/mint"
 	"github.com/castellan-auth/castellan/internal/oauth"
@@ -42,6 +44,9 @@ type Endpoint struct {
 	// no cross-origin request is answered.
 	CORS    *web.CORS
 	Clients Clients
+	// DPoP, if set, accepts DPoP-bound tokens with "Authorization: DPoP" and
+	// a proof (RFC 9449 §7); nil treats that scheme as no token.
+	DPoP *dpopcheck.Checker
 }
 
 // Mount registers the endpoint.
@@ -72,30 +77,44 @@ func challenge(w http.ResponseWriter, status int, code, desc string) {
 	}
 }
 
-// bearer extracts the token of an Authorization: Bearer header (RFC 6750
-// §2.1). present is false when the request carries no Bearer credentials at
-// all — no Authorization header, or one of another scheme — which earns the
-// bare challenge (§3.1: "the client was unaware that authentication is
-// necessary or attempted using an unsupported authentication method"); a
-// Bearer header without exactly one token, or two Authorization headers, is
-// malformed.
-func bearer(r *http.Request) (token string, present, malformed bool) {
+// dpopChallenge is challenge for the DPoP scheme (RFC 9449 §7.1), with the
+// accepted algorithms and, for use_dpop_nonce, the nonce to use.
+func (e *Endpoint) dpopChallenge(w http.ResponseWriter, status int, code, desc string) {
+	if code == oauth.ErrUseDPoPNonce {
+		e.DPoP.SetNonce(w)
+	}
+	w.Header().Set("WWW-Authenticate", dpop.Challenge("castellan", e.DPoP.Algorithms(), code, desc))
+	web.NoStore(w)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(oauth.Error{Code: code, Description: desc})
+}
+
+// bearer extracts the token of an Authorization header with the Bearer
+// scheme (RFC 6750 §2.1), or the DPoP scheme when dpopOK (RFC 9449 §7.1).
+// present is false when the request carries no such credentials at all — no
+// Authorization header, or one of another scheme — which earns the bare
+// challenge (§3.1: "the client was unaware that authentication is necessary
+// or attempted using an unsupported authentication method"); a header
+// without exactly one token, or two Authorization headers, is malformed.
+func bearer(r *http.Request, dpopOK bool) (token string, isDPoP, present, malformed bool) {
 	h := r.Header.Values("Authorization")
 	switch {
 	case len(h) == 0:
-		return "", false, false
+		return "", false, false, false
 	case len(h) > 1:
-		return "", true, true
+		return "", false, true, true
 	}
 	scheme, tok, _ := strings.Cut(strings.TrimSpace(h[0]), " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		return "", false, false
+	isDPoP = dpopOK && strings.EqualFold(scheme, "DPoP")
+	if !strings.EqualFold(scheme, "Bearer") && !isDPoP {
+		return "", false, false, false
 	}
 	tok = strings.TrimSpace(tok)
 	if tok == "" || strings.ContainsAny(tok, " \t") {
-		return "", true, true
+		return "", isDPoP, true, true
 	}
-	return tok, true, false
+	return tok, isDPoP, true, false
 }
 
 func (e *Endpoint) serve(w http.ResponseWriter, r *http.Request) {
@@ -114,31 +133,74 @@ func (e *Endpoint) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	tok, present, malformed := bearer(r)
+	tok, isDPoP, present, malformed := bearer(r, e.DPoP != nil)
 	switch {
 	case malformed:
 		challenge(w, http.StatusBadRequest, oauth.ErrInvalidRequest, "malformed Authorization header")
 		return
 	case !present:
+		if e.DPoP != nil {
+			// Both schemes are offered (RFC 9449 §7.1); the Bearer one stays first and bare.
+			w.Header().Set("WWW-Authenticate", `Bearer realm="castellan"`)
+			w.Header().Add("WWW-Authenticate", dpop.Challenge("castellan", e.DPoP.Algorithms(), "", ""))
+			web.NoStore(w)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
 		challenge(w, http.StatusUnauthorized, "", "")
 		return
 	}
 	claims, err := e.Mint.ParseAccess(tok, e.Clock.Now())
-	if err != nil {
+	bound := err == nil && claims.Confirmation != nil && claims.Confirmation.JKT != ""
+	switch {
+	case err != nil && isDPoP:
+		e.dpopChallenge(w, http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is invalid or expired")
+		return
+	case err != nil:
 		challenge(w, http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is invalid or expired")
 		return
-	}
-	if claims.Confirmation != nil && claims.Confirmation.JKT != "" {
+	case bound && !isDPoP:
 		// A DPoP-bound token sent as a Bearer token (RFC 9449 §7.1).
 		challenge(w, http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is bound to a DPoP key")
 		return
+	case isDPoP && !bound:
+		e.dpopChallenge(w, http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token is not DPoP-bound")
+		return
+	case isDPoP:
+		if !dpopcheck.Present(r) {
+			e.dpopChallenge(w, http.StatusUnauthorized, oauth.ErrInvalidDPoPProof, "a DPoP proof is required")
+			return
+		}
+		proof, err := e.DPoP.Check(r.Context(), r, tok)
+		var oe *oauth.Error
+		if errors.As(err, &oe) {
+			e.dpopChallenge(w, http.StatusUnauthorized, oe.Code, oe.Description)
+			return
+		}
+		if err != nil {
+			e.fail(w, r, err)
+			return
+		}
+		if proof.JKT != claims.Confirmation.JKT {
+			// RFC 9449 §7.1: the proof must be made with the token's key.
+			e.dpopChallenge(w, http.StatusUnauthorized, oauth.ErrInvalidDPoPProof, "the DPoP proof's key is not the access token's")
+			return
+		}
+		if e.DPoP.RequireNonce() {
+			e.DPoP.SetNonce(w)
+		}
+	}
+	// Later refusals challenge in the scheme the token came with.
+	deny := challenge
+	if isDPoP {
+		deny = e.dpopChallenge
 	}
 	ctx := r.Context()
 	if ok, err := e.originAllowed(w, r, claims.ClientID); err != nil {
 		e.fail(w, r, err)
 		return
 	} else if !ok {
-		challenge(w, http.StatusForbidden, oauth.ErrInvalidRequest, "the client of this token does not allow requests from this origin")
+		deny(w, http.StatusForbidden, oauth.ErrInvalidRequest, "the client of this token does not allow requests from this origin")
 		return
 	}
 	active, err := e.Grants.AccessActive(ctx, claims.JTI, claims.Grant)
@@ -147,17 +209,17 @@ func (e *Endpoint) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !active {
-		challenge(w, http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token has been revoked")
+		deny(w, http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token has been revoked")
 		return
 	}
 	scopes, _ := oauth.ParseScope(claims.Scope)
 	if !oauth.Contains(scopes, oauth.ScopeOpenID) || claims.Grant == "" {
-		challenge(w, http.StatusForbidden, oauth.ErrInsufficientScope, "the access token lacks the openid scope")
+		deny(w, http.StatusForbidden, oauth.ErrInsufficientScope, "the access token lacks the openid scope")
 		return
 	}
 	u, err := e.Users.GetUser(ctx, claims.Subject)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Disabled) {
-		challenge(w, http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token has been revoked")
+		deny(w, http.StatusUnauthorized, oauth.ErrInvalidToken, "the access token has been revoked")
 		return
 	}
 	if err != nil {

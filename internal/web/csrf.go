@@ -45,9 +45,23 @@ func (c *CSRF) Browser(w http.ResponseWriter, r *http.Request) string {
 	v := opaque.New()
 	http.SetCookie(w, &http.Cookie{Name: c.CookieName(), Value: v, Path: "/", HttpOnly: true,
 		Secure: c.secure, SameSite: http.SameSiteLaxMode})
-	// Later reads in this request see the cookie just set.
-	r.AddCookie(&http.Cookie{Name: c.CookieName(), Value: v})
+	// Later reads in this request see the cookie just set, not a malformed
+	// one it replaces (r.Cookie returns the first of a name): otherwise each
+	// read would mint another value and state bound to the first be lost.
+	replaceCookie(r, c.CookieName(), v)
 	return v
+}
+
+// replaceCookie makes value the only cookie called name that r carries.
+func replaceCookie(r *http.Request, name, value string) {
+	others := r.Cookies()
+	r.Header.Del("Cookie")
+	for _, ck := range others {
+		if ck.Name != name {
+			r.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value, Quoted: ck.Quoted})
+		}
+	}
+	r.AddCookie(&http.Cookie{Name: name, Value: value})
 }
 
 // BrowserOf returns the browser-binding value of r without setting one ("" if none).

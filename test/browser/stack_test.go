@@ -25,7 +25,7 @@ func TestMain(m *testing.M) { browsertest.Main(m) }
 // provider's fake clock follows the real one, and tokens are short-lived
 // enough that renewals come every few seconds.
 const (
-	tokenTTL = 3 * time.Second
+	tokenTTL = 5 * time.Second
 	// A renewal comes at 3/4 of the lifetime; two of them, with slack for a
 	// slow machine.
 	renewalWait = 4 * tokenTTL
@@ -45,6 +45,12 @@ type stackOptions struct {
 	// accessTTL overrides the access-token lifetime (default tokenTTL), for
 	// tests that must see no renewal while they run.
 	accessTTL time.Duration
+	// bff adds the demo's Backend-for-Frontend on an origin of its own (see
+	// bff_test.go).
+	bff bool
+	// bffStaticDir makes the BFF serve the app from this directory
+	// (static_dir, no /config.json) instead of the demo's handler.
+	bffStaticDir string
 }
 
 // stack is a provider, the demo app and the demo API, each on a port of its
@@ -53,6 +59,7 @@ type stack struct {
 	t     *testing.T
 	env   *servertest.Env
 	setup demo.Setup
+	bff   *bffRecorder // with stackOptions.bff
 }
 
 func newStack(t *testing.T, opt stackOptions) *stack {
@@ -72,6 +79,12 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 		NoSessionEvents:    opt.noEvents,
 		SilentCallbackPage: opt.silentCallbackPage,
 	}
+	var bffLn net.Listener
+	if opt.bff {
+		bffLn = listen(t)
+		setup.BFF = "http://" + bffLn.Addr().String()
+		setup.BFFSecret = "demo-bff-secret-for-browser-tests-0123456789"
+	}
 	cfg := servertest.Config()
 	cfg.Tokens.AccessTokenTTL = config.Duration(tokenTTL)
 	if opt.accessTTL > 0 {
@@ -88,7 +101,11 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 		t.Fatal(err)
 	}
 	serveOn(t, apiLn, api)
-	return &stack{t: t, env: env, setup: setup}
+	s := &stack{t: t, env: env, setup: setup}
+	if opt.bff {
+		s.startBFF(bffLn, opt.bffStaticDir)
+	}
+	return s
 }
 
 func listen(t *testing.T) net.Listener {
@@ -194,7 +211,14 @@ func (a *app) signIn() {
 	a.WaitURL(a.s.env.URL+"/", browsertest.Timeout)
 	a.SignIn("alice", servertest.Password)
 	a.WaitFor("signed in", browsertest.Timeout, func() (bool, string) {
-		v, err := browsertest.TryEval[string](a.Tab, `document.getElementById("status")?.dataset.state || document.getElementById("callback-status")?.dataset.state || ""`)
+		// Signed in means back on the app's page: the callback page says
+		// signed-in too, just before it navigates there, and a click then
+		// would be lost in the navigation.
+		v, err := browsertest.TryEval[string](a.Tab, `(() => {
+			const cb = document.getElementById("callback-status");
+			if (cb) return cb.dataset.state === "error" ? "error" : "callback";
+			return document.getElementById("status")?.dataset.state || "";
+		})()`)
 		if err != nil {
 			return false, err.Error() // navigating
 		}

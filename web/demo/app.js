@@ -1,8 +1,10 @@
-// app.js is the demo's user interface. All token handling is in renewal.js;
-// this file only shows what happens: the token and its countdown, each
+// app.js is the demo's user interface. All token handling is in renewal.js
+// (or, in BFF mode, on the Backend-for-Frontend's server, which bff.js talks
+// to); this file only shows what happens: the token and its countdown, each
 // renewal, the API's answers and the session's end.
+import { bffSession } from "./bff.js";
 import { decodeJwt } from "./renewal.js";
-import { chooseStrategy, chosenStrategy, loadConfig, renewalFor, usableStrategy } from "./setup.js";
+import { chooseStrategy, chosenStrategy, loadConfig, renewalFor, strategyLink, usableStrategy } from "./setup.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -14,6 +16,7 @@ const REASONS = {
   interaction_required: "Renewal refused: Castellan needs you to interact (interaction_required).",
   consent_required: "Renewal refused: consent is needed (consent_required).",
   invalid_grant: "Renewal refused: the refresh token is no longer valid (invalid_grant).",
+  bff_session_ended: "The BFF session ended (signed out elsewhere, back-channel logout, or a refresh the BFF could not make).",
 };
 
 let config;
@@ -38,7 +41,7 @@ function renderStrategies() {
     label.htmlFor = id;
     const input = document.createElement("input");
     Object.assign(input, { type: "radio", name: "strategy", id, value: s.id, checked: s.id === strategy.id });
-    input.disabled = !usableStrategy(s);
+    input.disabled = !usableStrategy(config, s);
     const text = document.createElement("span");
     const title = document.createElement("strong");
     title.textContent = s.title;
@@ -52,9 +55,11 @@ function renderStrategies() {
   $("strategy-form").addEventListener("change", async (e) => {
     const next = config.strategies.find((s) => s.id === e.target.value);
     if (!next || next.id === strategy.id) return;
-    if (next.kind !== "token") {
-      // Another kind of app (a Backend-for-Frontend) on its own origin.
-      location.assign(next.url);
+    const link = strategyLink(config, next);
+    if (link) {
+      // The strategy runs on another origin: a Backend-for-Frontend serves
+      // the app on its own, and the token strategies run on the app's.
+      location.assign(link);
       return;
     }
     chooseStrategy(next);
@@ -66,8 +71,12 @@ async function switchTo(next) {
   session?.stop();
   strategy = next;
   clearLog();
-  session = tokenSession(config, strategy);
-  $("api-url").textContent = config.api + "/api/profile";
+  const bff = strategy.kind === "bff";
+  session = bff ? bffView(config, strategy) : tokenSession(config, strategy);
+  $("api-url").textContent = (bff ? location.origin : config.api) + "/api/profile";
+  $("api-how").textContent = bff
+    ? "through the BFF, which adds the access token this page never sees"
+    : "with the current access token";
   $("api-interval").textContent = config.apiPollSeconds === 1 ? "second" : `${config.apiPollSeconds} seconds`;
   await session.start();
 }
@@ -123,8 +132,37 @@ function tokenSession(config, strategy) {
     },
     signOut: () => renewal.signOut({ postLogoutRedirectUri: location.origin + "/" }),
     renewNow: () => renewal.renew("button", { force: true }),
+    fetchApi: (path) => fetch(config.api + path, {
+      headers: { Authorization: `Bearer ${renewal.tokens.accessToken}` }, credentials: "omit", cache: "no-store",
+    }),
+    get active() { return !!renewal.tokens; },
+    get expiry() { return renewal.tokens; },
     get tokens() { return renewal.tokens; },
   };
+}
+
+/**
+ * bffView adapts bff.js to the page: a Backend-for-Frontend on this origin
+ * keeps the tokens, and the page sees only who is signed in and what the API
+ * answers.
+ */
+function bffView(config, strategy) {
+  const s = bffSession(config, strategy, {
+    signedIn(user, how) {
+      if (how === "signin") log("signin", "Signed in through the BFF: it holds the tokens, this page holds none");
+      else log("restored", "The BFF session outlived a reload");
+      showSignedInBff(user);
+    },
+    signedOut(reason) {
+      if (reason) log("signedout", REASONS[reason] || `Signed out (${reason}).`);
+      showSignedOut(reason);
+    },
+    renewed() {
+      log("renewed", "The BFF renewed the access token behind the scenes (its refresh token, on its server); the API received the new one", null, "bff");
+    },
+  });
+  window.demo = { strategy, config, bff: s }; // for the browser tests
+  return s;
 }
 
 function describe(via) {
@@ -139,16 +177,32 @@ function describe(via) {
 
 function showSignedIn(tokens) {
   const claims = decodeJwt(tokens.accessToken) || {};
-  const who = decodeJwt(tokens.idToken)?.name || claims.sub;
+  markSignedIn(decodeJwt(tokens.idToken)?.name || claims.sub);
+  $("renew-now").hidden = false;
+  $("claims-caption").textContent = "Decoded claims (not verified here: the API checks the token)";
+  renderClaims(claims, tokens);
+}
+
+/** showSignedInBff shows a BFF session: who, but no token. */
+function showSignedInBff(user) {
+  markSignedIn(user.claims.name || user.claims.sub);
+  $("renew-now").hidden = true; // the BFF renews by itself
+  $("stream-state").textContent = "not needed: Castellan tells the BFF (back-channel logout)";
+  $("presence").textContent = "not sent from this page: the BFF holds the tokens";
+  $("expires-in").textContent = "held by the BFF";
+  $("claims-caption").textContent = "Who you are, from /bff/user (the BFF checked the ID token; this page has no token)";
+  renderBffClaims(user);
+}
+
+function markSignedIn(who) {
   const status = $("status");
   status.dataset.state = "signed-in";
   status.textContent = `Signed in as ${who} · ${strategy.title}`;
   $("reason").hidden = true;
   $("error").hidden = true;
-  for (const id of ["sign-out", "renew-now", "signed-in-panels", "session-facts", "strategy-note"]) $(id).hidden = false;
+  for (const id of ["sign-out", "signed-in-panels", "session-facts", "strategy-note"]) $(id).hidden = false;
   $("sign-in").hidden = true;
   $("strategy-fieldset").disabled = true;
-  renderClaims(claims, tokens);
   if (!apiTimer) {
     callApi();
     apiTimer = setInterval(callApi, config.apiPollSeconds * 1000);
@@ -178,33 +232,45 @@ function showError(message) {
 }
 
 const CLAIMS = ["sub", "client_id", "scope", "aud", "iss", "sid", "jti", "iat", "exp"];
+const BFF_CLAIMS = ["sub", "name", "email", "sid", "iss", "auth_time"];
 
 function renderClaims(claims, tokens) {
-  const rows = CLAIMS.filter((k) => claims[k] !== undefined).map((k) => {
-    const tr = document.createElement("tr");
-    const th = document.createElement("th");
-    th.scope = "row";
-    th.textContent = k;
-    const td = document.createElement("td");
-    let v = claims[k];
-    if (k === "iat" || k === "exp") v = `${v} (${new Date(v * 1000).toLocaleTimeString()})`;
-    td.textContent = Array.isArray(v) ? v.join(" ") : String(v);
-    if (k === "jti") td.id = "jti";
-    tr.append(th, td);
-    return tr;
-  });
-  const extra = document.createElement("tr");
-  const th = document.createElement("th");
-  th.scope = "row";
-  th.textContent = "refresh token";
-  const td = document.createElement("td");
-  td.textContent = tokens.refreshToken ? "yes, kept in this tab (rotates at every use)" : "none";
-  extra.append(th, td);
+  const rows = claimRows(CLAIMS, claims);
+  const extra = row("refresh token", tokens.refreshToken ? "yes, kept in this tab (rotates at every use)" : "none");
   $("claims").replaceChildren(...rows, extra);
 }
 
+function renderBffClaims(user) {
+  const rows = claimRows(BFF_CLAIMS, user.claims);
+  rows.push(row("access token", "kept by the BFF, never in this page"));
+  rows.push(row("refresh token", "kept by the BFF, never in this page"));
+  if (user.sessionExpiresAt) rows.push(row("BFF session until", new Date(user.sessionExpiresAt).toLocaleTimeString()));
+  $("claims").replaceChildren(...rows);
+}
+
+function claimRows(keys, claims) {
+  return keys.filter((k) => claims[k] !== undefined).map((k) => {
+    let v = claims[k];
+    if (k === "iat" || k === "exp" || k === "auth_time") v = `${v} (${new Date(v * 1000).toLocaleTimeString()})`;
+    const tr = row(k, Array.isArray(v) ? v.join(" ") : String(v));
+    if (k === "jti") tr.querySelector("td").id = "jti";
+    return tr;
+  });
+}
+
+function row(name, value) {
+  const tr = document.createElement("tr");
+  const th = document.createElement("th");
+  th.scope = "row";
+  th.textContent = name;
+  const td = document.createElement("td");
+  td.textContent = value;
+  tr.append(th, td);
+  return tr;
+}
+
 function tick() {
-  const t = session?.tokens;
+  const t = session?.expiry;
   if (!t) return;
   const left = Math.max(0, t.expiresAt - Date.now());
   $("expires-in").textContent = left > 0 ? `expires in ${Math.ceil(left / 1000)} s` : "expired";
@@ -240,17 +306,18 @@ function log(kind, text, tokens, via) {
 // -- API ------------------------------------------------------------------------
 
 async function callApi() {
-  const t = session?.tokens;
-  if (!t) return;
+  if (!session?.active) return;
   const status = $("api-status");
   try {
-    const res = await fetch(config.api + "/api/profile", {
-      headers: { Authorization: `Bearer ${t.accessToken}` }, credentials: "omit", cache: "no-store",
-    });
+    const res = await session.fetchApi("/api/profile");
     const text = await res.text();
     let body = text;
     try {
-      body = JSON.stringify(JSON.parse(text), null, 2);
+      const parsed = JSON.parse(text);
+      body = JSON.stringify(parsed, null, 2);
+      // Through a BFF, the API's answer is how the page learns the token's
+      // expiry (and so sees the BFF renew it).
+      if (res.ok && parsed.expires_at) session.sawToken?.(Date.parse(parsed.expires_at));
     } catch { /* not JSON */ }
     status.dataset.state = res.ok ? "ok" : "error";
     status.dataset.status = String(res.status);

@@ -69,6 +69,10 @@ type Config struct {
 	RenewAt         float64    `json:"renewAt"`
 	DefaultStrategy string     `json:"defaultStrategy"`
 	Strategies      []Strategy `json:"strategies"`
+	// Home is set where the app runs on a Backend-for-Frontend's origin: the
+	// app's own origin, where its token strategies run (the picker links
+	// there).
+	Home string `json:"home,omitempty"`
 }
 
 // Handler serves the app and /config.json, with a Content-Security-Policy

@@ -39,6 +39,7 @@ func TestHandler(t *testing.T) {
 		{"/silent.html", "text/html"},
 		{"/renewal.js", "text/javascript"},
 		{"/app.js", "text/javascript"},
+		{"/bff.js", "text/javascript"},
 		{"/style.css", "text/css"},
 		{"/config.json", "application/json"},
 	} {

@@ -1,22 +1,57 @@
 // setup.js reads the demo's configuration (/config.json, written by
 // `castellan dev`) and builds the Renewal for a strategy. The app page and the
 // sign-in callback page share it.
+import { probeBff } from "./bff.js";
 import { Renewal } from "./renewal.js";
 
 const STRATEGY_KEY = "castellan-demo:strategy";
 
-/** loadConfig fetches /config.json. */
+/**
+ * loadConfig fetches /config.json. Where there is none but a
+ * Backend-for-Frontend serves this origin (a BFF with static_dir pointing at
+ * these files), the app runs in BFF mode with defaults.
+ */
 export async function loadConfig() {
   const res = await fetch("/config.json", { cache: "no-store" });
-  if (!res.ok) throw new Error(`config.json: HTTP ${res.status}`);
-  return res.json();
+  const type = res.headers.get("Content-Type") || "";
+  if (res.ok && type.includes("json")) return res.json();
+  // A static server without the file answers 404, or the app's index page
+  // where it falls back to it for unknown paths.
+  if ((res.status === 404 || (res.ok && type.includes("html"))) && (await probeBff())) return bffDefaults();
+  throw new Error(`config.json: HTTP ${res.status}${res.ok ? ` (${type || "no Content-Type"})` : ""}`);
 }
 
-/** chosenStrategy is the strategy this browser picked last, or the default. */
+/** bffDefaults is the configuration of the app on a BFF without /config.json. */
+function bffDefaults() {
+  return {
+    api: location.origin,
+    apiPollSeconds: 5,
+    defaultStrategy: "bff",
+    strategies: [{
+      id: "bff", kind: "bff", title: "Backend-for-Frontend",
+      summary: "The BFF keeps every token on its server; this page only has an HttpOnly cookie.",
+      url: location.origin + "/",
+    }],
+  };
+}
+
+/**
+ * chosenStrategy is the strategy named by ?strategy= (a link from the app on
+ * another origin), else the one this browser picked last, else the default;
+ * among those that run on this page's origin.
+ */
 export function chosenStrategy(config) {
+  const here = config.strategies.filter((s) => runsHere(config, s));
+  const params = new URLSearchParams(location.search);
+  const asked = here.find((s) => s.id === params.get("strategy"));
+  if (asked) {
+    chooseStrategy(asked);
+    params.delete("strategy");
+    history.replaceState(null, "", location.pathname + (params.size ? `?${params}` : "") + location.hash);
+    return asked;
+  }
   const id = localStorage.getItem(STRATEGY_KEY);
-  const usable = config.strategies.filter(usableStrategy);
-  return usable.find((s) => s.id === id) || usable.find((s) => s.id === config.defaultStrategy) || usable[0];
+  return here.find((s) => s.id === id) || here.find((s) => s.id === config.defaultStrategy) || here[0];
 }
 
 /** chooseStrategy remembers the person's pick (for every tab). */
@@ -25,12 +60,37 @@ export function chooseStrategy(strategy) {
 }
 
 /**
- * usableStrategy reports whether this page can run a strategy: token
- * strategies run here; a strategy of another kind (a Backend-for-Frontend)
- * lives on its own origin, named by its url.
+ * runsHere reports whether this page runs a strategy itself. Token strategies
+ * run on the app's own origin (the one whose config has no "home"); a
+ * strategy of another kind (a Backend-for-Frontend) runs on the origin of its
+ * url, where a BFF serves this same app.
  */
-export function usableStrategy(s) {
-  return s.kind === "token" || (s.url && s.url !== location.origin + "/");
+export function runsHere(config, s) {
+  if (s.kind === "token") return !config.home;
+  return !!s.url && originOf(s.url) === location.origin;
+}
+
+/**
+ * strategyLink is where the app runs a strategy that does not run here (a
+ * BFF's origin, or the app's home origin seen from a BFF), or null.
+ */
+export function strategyLink(config, s) {
+  if (runsHere(config, s)) return null;
+  if (s.kind === "token") return config.home ? `${config.home.replace(/\/$/, "")}/?strategy=${encodeURIComponent(s.id)}` : null;
+  return s.url || null;
+}
+
+/** usableStrategy reports whether the person can pick a strategy here. */
+export function usableStrategy(config, s) {
+  return runsHere(config, s) || strategyLink(config, s) !== null;
+}
+
+function originOf(url) {
+  try {
+    return new URL(url, location.href).origin;
+  } catch {
+    return "";
+  }
 }
 
 /** renewalFor builds the Renewal of a token strategy. */

@@ -1,9 +1,10 @@
 // Package interop_test checks that Castellan works with oidc-client-ts, the
 // OpenID Connect library most single-page apps use, in headless Chromium:
 // signinRedirect → signinCallback, signinSilent through a hidden iframe
-// (prompt=none), and signinSilent with a rotating refresh token.
+// (prompt=none), and signinSilent with a rotating refresh token. dpop_test.go
+// does the same for DPoP with oauth4webapi.
 //
-// The library comes from npm (package.json, package-lock.json): `npm ci` in
+// The libraries come from npm (package.json, package-lock.json): `npm ci` in
 // this directory (.ci/run does it). Without node_modules the test skips,
 // except under CI=true, where it fails.
 package interop_test

@@ -20,8 +20,10 @@ type ClientAuth struct {
 	Secret string
 	// Method is a token_endpoint_auth_method: "none" (client_id in the form),
 	// "client_secret_basic" (RFC 6749 §2.3.1: both parts form-encoded, then
-	// Base64) or "client_secret_post". Empty sends no client identification.
-	Method string
+	// Base64), "client_secret_post" or "private_key_jwt" (Assertion makes the
+	// client_assertion). Empty sends no client identification.
+	Method    string
+	Assertion func() string
 }
 
 // The test clients WithClients declares, as they authenticate.
@@ -53,6 +55,9 @@ func (c ClientAuth) apply(form url.Values) (url.Values, string) {
 		out.Set("client_secret", c.Secret)
 	case oauth.AuthNone:
 		out.Set("client_id", c.ID)
+	case oauth.AuthPrivateKeyJWT:
+		out.Set("client_assertion_type", oauth.ClientAssertionJWT)
+		out.Set("client_assertion", c.Assertion())
 	}
 	return out, ""
 }

@@ -33,6 +33,7 @@ type clientMetadata struct {
 	RequirePAR                        bool     `json:"require_pushed_authorization_requests,omitempty"`
 	JWKS                              string   `json:"jwks,omitempty"`
 	JWKSURI                           string   `json:"jwks_uri,omitempty"`
+	TokenEndpointAuthSigningAlg       string   `json:"token_endpoint_auth_signing_alg,omitempty"`
 }
 
 func toMetadata(c storage.Client) clientMetadata {
@@ -45,7 +46,7 @@ func toMetadata(c storage.Client) clientMetadata {
 		FrontchannelLogoutURI: c.FrontchannelLogoutURI, FrontchannelLogoutSessionRequired: c.FrontchannelLogoutSessionRequired,
 		OfflineRefresh: c.OfflineRefresh, RenewalCountsAsActivity: c.RenewalCountsAsActivity,
 		RotateRefreshTokens: c.RotateRefreshTokens, RequirePAR: c.RequirePushedAuthorizationRequests,
-		JWKS: c.JWKS, JWKSURI: c.JWKSURI,
+		JWKS: c.JWKS, JWKSURI: c.JWKSURI, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
 	}
 }
 
@@ -58,6 +59,7 @@ func (m clientMetadata) apply(c *storage.Client) {
 	c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired = m.FrontchannelLogoutURI, m.FrontchannelLogoutSessionRequired
 	c.OfflineRefresh, c.RenewalCountsAsActivity, c.RotateRefreshTokens = m.OfflineRefresh, m.RenewalCountsAsActivity, m.RotateRefreshTokens
 	c.RequirePushedAuthorizationRequests, c.JWKS, c.JWKSURI = m.RequirePAR, m.JWKS, m.JWKSURI
+	c.TokenEndpointAuthSigningAlg = m.TokenEndpointAuthSigningAlg
 }
 
 func scanClient(row interface{ Scan(...any) error }) (storage.Client, error) {

@@ -290,3 +290,38 @@ func TestPostgresLockOutsidePool(t *testing.T) {
 		t.Fatalf("ScheduleSigningKey under the lock with a pool of one: %v", err)
 	}
 }
+
+// TestSQLitePreparesStatements: on SQLite the hot queries run as prepared
+// statements, inside write transactions too (reusing the statement prepared
+// on the writer connection); PostgreSQL leaves it to pgx.
+func TestSQLitePreparesStatements(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			s := openStore(t, b.dsn(t), Options{})
+			ctx := t.Context()
+			now := time.Now().UTC()
+			c := storage.Client{ID: "spa", Name: "spa", TokenEndpointAuthMethod: "none", CreatedAt: now, UpdatedAt: now}
+			for range 3 {
+				if err := s.UpsertClient(ctx, c); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.GetClient(ctx, "spa"); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.DeleteClient(ctx, "spa"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			reads, writes := s.prepared[poolRead].n.Load(), s.prepared[poolWrite].n.Load()
+			if b.name == "postgres" {
+				if reads != 0 || writes != 0 {
+					t.Errorf("postgres prepared %d reads and %d writes, want none", reads, writes)
+				}
+				return
+			}
+			if reads == 0 || writes == 0 {
+				t.Errorf("sqlite prepared %d reads and %d writes, want some of each", reads, writes)
+			}
+		})
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/castellan-auth/castellan/internal/storage"
@@ -64,6 +65,9 @@ type Store struct {
 	locks locker
 
 	rebound sync.Map // query text with ? → flavor's text
+
+	// prepared holds SQLite's prepared statements, one cache per pool.
+	prepared [2]stmtCache
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -187,12 +191,84 @@ func (s *Store) forUpdate() string {
 }
 
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := s.stmt(ctx, poolWrite, query); st != nil {
+		res, err := st.ExecContext(ctx, args...)
+		return res, s.mapErr(err)
+	}
 	res, err := s.w.ExecContext(ctx, s.q(query), args...)
 	return res, s.mapErr(err)
 }
 
 func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := s.stmt(ctx, poolRead, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return s.r.QueryRowContext(ctx, s.q(query), args...)
+}
+
+// The pools a statement can be prepared on.
+const (
+	poolWrite = iota
+	poolRead
+)
+
+// stmtCache maps query text to its prepared statement on one pool.
+type stmtCache struct {
+	m sync.Map
+	n atomic.Int32
+}
+
+// maxPrepared bounds each statement cache. Every query is a constant in this
+// package, so the bound is never reached; it only keeps a future dynamically
+// built query from growing the cache without end.
+const maxPrepared = 256
+
+// stmt returns the prepared statement of query on pool, preparing it the first
+// time, or nil to run the query unprepared. Only SQLite uses them: parsing
+// costs it more than running one of these short queries, and database/sql
+// keeps a statement prepared on each connection of the pool that ran it.
+// PostgreSQL needs none: pgx caches prepared statements per connection itself.
+func (s *Store) stmt(ctx context.Context, pool int, query string) *sql.Stmt {
+	if s.flavor != flavorSQLite {
+		return nil
+	}
+	c := &s.prepared[pool]
+	if v, ok := c.m.Load(query); ok {
+		return v.(*sql.Stmt)
+	}
+	if c.n.Load() >= maxPrepared {
+		return nil
+	}
+	db := s.w
+	if pool == poolRead {
+		db = s.r
+	}
+	st, err := db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil // the unprepared call reports the error
+	}
+	if v, loaded := c.m.LoadOrStore(query, st); loaded {
+		st.Close()
+		return v.(*sql.Stmt)
+	}
+	c.n.Add(1)
+	return st
+}
+
+// txStmt is stmt for a write transaction: the pool's statement bound to it,
+// reusing what is already prepared on the transaction's connection. A
+// statement not yet prepared runs unprepared this once and is prepared in the
+// background: preparing on the pool here would wait for SQLite's only writer
+// connection, which this transaction holds.
+func (t *tx) txStmt(query string) *sql.Stmt {
+	if t.s.flavor != flavorSQLite {
+		return nil
+	}
+	if v, ok := t.s.prepared[poolWrite].m.Load(query); ok {
+		return t.tx.StmtContext(t.ctx, v.(*sql.Stmt))
+	}
+	go t.s.stmt(context.Background(), poolWrite, query)
+	return nil
 }
 
 // inTx runs fn in one write transaction, committing only if fn returns nil or an
@@ -231,15 +307,26 @@ type tx struct {
 }
 
 func (t *tx) exec(query string, args ...any) (sql.Result, error) {
+	if st := t.txStmt(query); st != nil {
+		res, err := st.ExecContext(t.ctx, args...)
+		return res, t.s.mapErr(err)
+	}
 	res, err := t.tx.ExecContext(t.ctx, t.s.q(query), args...)
 	return res, t.s.mapErr(err)
 }
 
 func (t *tx) queryRow(query string, args ...any) *sql.Row {
+	if st := t.txStmt(query); st != nil {
+		return st.QueryRowContext(t.ctx, args...)
+	}
 	return t.tx.QueryRowContext(t.ctx, t.s.q(query), args...)
 }
 
 func (t *tx) query(query string, args ...any) (*sql.Rows, error) {
+	if st := t.txStmt(query); st != nil {
+		rows, err := st.QueryContext(t.ctx, args...)
+		return rows, t.s.mapErr(err)
+	}
 	rows, err := t.tx.QueryContext(t.ctx, t.s.q(query), args...)
 	return rows, t.s.mapErr(err)
 }

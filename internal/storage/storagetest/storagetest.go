@@ -101,6 +101,14 @@ var cases = []struct {
 	{"replay/expired-key-can-be-remembered-again", testReplayExpired},
 	{"replay/concurrent-remember-one-winner", testReplayConcurrent},
 
+	{"bff/create-get", testBFFCreateGet},
+	{"bff/update-tokens-never-revives", testBFFUpdateTokens},
+	{"bff/touch-never-moves-back", testBFFTouch},
+	{"bff/delete", testBFFDelete},
+	{"bff/delete-by-sid-and-subject", testBFFDeleteBySIDAndSubject},
+	{"bff/delete-expired", testBFFDeleteExpired},
+	{"bff/concurrent-delete-and-update", testBFFConcurrentDelete},
+
 	{"expiry/delete-expired", testDeleteExpired},
 	{"expiry/expired-grant-takes-refresh-tokens", testDeleteExpiredGrantCascade},
 }
@@ -185,6 +193,7 @@ func newClient(id string) storage.Client {
 		RequirePushedAuthorizationRequests: true,
 		JWKS:                               `{"keys":[]}`,
 		JWKSURI:                            "https://" + id + ".example/jwks",
+		TokenEndpointAuthSigningAlg:        "PS256",
 		CreatedAt:                          t0,
 		UpdatedAt:                          t0.Add(time.Second),
 	}

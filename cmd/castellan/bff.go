@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/castellan-auth/castellan/internal/bff"
+	"github.com/castellan-auth/castellan/internal/config"
+	"github.com/castellan-auth/castellan/internal/seal"
+	"github.com/castellan-auth/castellan/internal/storage/sqlstore"
+)
+
+func cmdBFF(ctx context.Context, args, env []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bff", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config `FILE` (YAML); keys can also come from CASTELLAN_* variables")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.LoadBFF(*path, env)
+	if err != nil {
+		return err
+	}
+	return serveBFF(ctx, cfg, newLogger(cfg.Log, stderr), nil)
+}
+
+// serveBFF runs the Backend-for-Frontend gateway until ctx ends, then shuts
+// down gracefully like serve. ready, if not nil, is called with the
+// listener's address once serving.
+func serveBFF(ctx context.Context, cfg *config.BFF, log *slog.Logger, ready func(addr string)) error {
+	master, created, err := seal.LoadOrCreate(cfg.KeyFile)
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Warn("created a new master key for the BFF; sessions cannot be read without it", "key_file", cfg.KeyFile)
+	}
+	store, err := sqlstore.Open(ctx, cfg.Storage, sqlstore.Options{
+		MaxOpenConns:    cfg.Database.MaxOpenConns,
+		MaxIdleConns:    cfg.Database.MaxIdleConns,
+		ConnMaxLifetime: cfg.Database.ConnMaxLifetime.D(),
+		ConnMaxIdleTime: cfg.Database.ConnMaxIdleTime.D(),
+		SkipMigrations:  !cfg.Database.Migrate,
+	})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	gw, err := bff.New(ctx, *cfg, bff.Deps{Store: store, Master: master, Log: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           gw.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		// No Read/WriteTimeout: API calls stream bodies in both directions.
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 32 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	go gw.Run(bg)
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("castellan bff serving", "public_url", cfg.PublicURL, "issuer", cfg.Issuer, "listen", ln.Addr().String(),
+		"storage", strings.SplitN(cfg.Storage, ":", 2)[0], "routes", len(cfg.Routes))
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stopBG()
+	if err := hs.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

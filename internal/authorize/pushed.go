@@ -1,0 +1,110 @@
+package authorize
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/castellan-auth/castellan/internal/oauth"
+	"github.com/castellan-auth/castellan/internal/storage"
+)
+
+// RequestURIPrefix starts every request_uri Castellan hands out for a pushed
+// authorization request (RFC 9126 §2.2).
+const RequestURIPrefix = "urn:ietf:params:oauth:request_uri:"
+
+// PushedRequests keeps the requests clients pushed (RFC 9126) until the
+// authorization endpoint takes them.
+type PushedRequests interface {
+	// Take returns the stored request that requestURI names if it was pushed
+	// by clientID, and consumes it: a request_uri works once (§7.3). An
+	// unknown, expired, used or foreign one is an *oauth.Error with code
+	// invalid_request_uri.
+	Take(ctx context.Context, requestURI, clientID string) ([]byte, error)
+}
+
+// ValidatePushed checks a pushed authorization request of the authenticated
+// client c exactly as the authorization endpoint checks one (RFC 9126 §2.1)
+// and returns it encoded for storage. Its errors are *oauth.Error values for
+// a JSON answer.
+func (h *Handler) ValidatePushed(params url.Values, c storage.Client) ([]byte, error) {
+	if ids := params["client_id"]; len(ids) > 1 || (len(ids) == 1 && ids[0] != c.ID) {
+		return nil, oauth.Errorf(oauth.ErrInvalidRequest, "client_id differs from the authenticated client")
+	}
+	if _, ok := params["request_uri"]; ok {
+		// §2.1: "The request_uri authorization request parameter is one
+		// exception, and it MUST NOT be provided."
+		return nil, oauth.Errorf(oauth.ErrInvalidRequest, "request_uri cannot be pushed")
+	}
+	uri, given, e := redirectFor(params, c)
+	if e != nil {
+		return nil, e
+	}
+	req := &Request{ClientID: c.ID, RedirectURI: uri, RedirectGiven: given}
+	if e := validate(params, c, req, h.Clock.Now()); e != nil {
+		return nil, e
+	}
+	if e := h.hint(params, req); e != nil {
+		return nil, e
+	}
+	return json.Marshal(req)
+}
+
+// pushedRequest reports whether an authorization request refers to a pushed
+// one; other request_uri values are answered request_uri_not_supported.
+func (h *Handler) pushedRequest(params url.Values) bool {
+	if h.Pushed == nil {
+		return false
+	}
+	for _, v := range params["request_uri"] {
+		if strings.HasPrefix(v, RequestURIPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// pushed answers an authorization request that names a pushed request by its
+// request_uri (RFC 9126 §4). The pushed parameters are the request: any other
+// parameter but client_id is ignored, so nothing can be changed after the
+// client authenticated the push. Until the pushed request is found, its
+// redirect URI is unknown, so errors are shown on Castellan's page.
+func (h *Handler) pushed(w http.ResponseWriter, r *http.Request, params url.Values) {
+	for _, k := range []string{"client_id", "request_uri"} {
+		if len(params[k]) > 1 {
+			h.showError(w, r, pageError(k+" is repeated"))
+			return
+		}
+	}
+	id := params.Get("client_id")
+	if id == "" {
+		// §4: client_id is required next to request_uri.
+		h.showError(w, r, pageError("client_id is missing"))
+		return
+	}
+	c, err := h.client(r.Context())(id)
+	if err != nil {
+		h.showError(w, r, err)
+		return
+	}
+	data, err := h.Pushed.Take(r.Context(), params.Get("request_uri"), c.ID)
+	if err != nil {
+		h.showError(w, r, err)
+		return
+	}
+	var req Request
+	if err := json.Unmarshal(data, &req); err != nil {
+		h.showError(w, r, err)
+		return
+	}
+	req.StartedAt = h.Clock.Now()
+	h.proceed(w, r, &flow{client: c, req: &req})
+}
+
+// parRequired says whether client c must push its authorization requests
+// (RFC 9126 §5, §6).
+func (h *Handler) parRequired(c storage.Client) bool {
+	return h.Pushed != nil && (h.RequirePAR || c.RequirePushedAuthorizationRequests)
+}

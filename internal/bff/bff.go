@@ -1,0 +1,210 @@
+// Package bff is the Backend-for-Frontend gateway (castellan bff): a small
+// server on the single-page app's own origin that signs people in at the
+// provider as a confidential OpenID Connect client, keeps every token on the
+// server, and gives the browser only an HttpOnly same-site cookie. The SPA
+// calls its APIs through the gateway, which attaches the access token
+// (draft-ietf-oauth-browser-based-apps, "Backend For Frontend").
+//
+// It talks to the provider only over HTTP, as any client would: endpoints
+// come from discovery (coreos/go-oidc), the code flow runs through
+// golang.org/x/oauth2, ID and logout tokens are verified with go-oidc.
+// Endpoints follow the conventions of Duende BFF: GET /bff/login, GET
+// /bff/callback, POST /bff/logout, GET /bff/user, POST
+// /bff/backchannel-logout.
+package bff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/castellan-auth/castellan/internal/clock"
+	"github.com/castellan-auth/castellan/internal/config"
+	"github.com/castellan-auth/castellan/internal/seal"
+	"github.com/castellan-auth/castellan/internal/storage"
+)
+
+// Config is the gateway's configuration; it loads with config.LoadBFF.
+type Config = config.BFF
+
+// Route is one API route of Config.
+type Route = config.BFFRoute
+
+// Store is what the gateway keeps: its sessions, and the replay cache that
+// makes login states and logout tokens single use. *sqlstore.Store is one.
+type Store interface {
+	storage.BFFSessions
+	storage.ReplayCache
+}
+
+// Deps are what New needs besides the configuration.
+type Deps struct {
+	Store Store
+	// Master is the gateway's master key; the keys that seal tokens at rest
+	// and the login-state cookie are derived from it.
+	Master *seal.Key
+	// Clock defaults to the system clock; tests pass a fake one.
+	Clock clock.Clock
+	// Log defaults to discarding. Tokens are never logged.
+	Log *slog.Logger
+	// HTTPClient talks to the provider and to the API upstreams (default: a
+	// client with a 30 s timeout for the provider, http.DefaultTransport for
+	// upstreams).
+	HTTPClient *http.Client
+}
+
+// Gateway is a running BFF. Its Handler serves the /bff/ endpoints, the API
+// routes and the SPA.
+type Gateway struct {
+	cfg      Config
+	public   *url.URL
+	store    Store
+	clock    clock.Clock
+	log      *slog.Logger
+	http     *http.Client
+	tokens   *seal.Key // seals tokens at rest
+	states   *seal.Key // seals the login-state cookie
+	cookie   cookieNames
+	provider lazyProvider
+	refresh  singleFlight
+	handler  http.Handler
+}
+
+// sweepInterval is how often Run removes expired sessions.
+const sweepInterval = time.Minute
+
+// New checks cfg and builds the gateway. The provider is discovered on first
+// use (and again after a failure), so the gateway starts even while the
+// provider is still starting.
+func New(ctx context.Context, cfg Config, deps Deps) (*Gateway, error) {
+	if problems := cfg.Validate(); len(problems) > 0 {
+		return nil, &config.Error{Source: "bff", Problems: problems}
+	}
+	if deps.Store == nil || deps.Master == nil {
+		return nil, errors.New("bff: Store and Master are required")
+	}
+	public, err := url.Parse(cfg.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("bff: public_url: %w", err)
+	}
+	g := &Gateway{cfg: cfg, public: public, store: deps.Store, clock: deps.Clock, log: deps.Log, http: deps.HTTPClient}
+	if g.clock == nil {
+		g.clock = clock.System{}
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.http == nil {
+		g.http = &http.Client{Timeout: 30 * time.Second}
+	}
+	if g.tokens, err = seal.New(deps.Master.Derive("bff tokens")); err != nil {
+		return nil, err
+	}
+	if g.states, err = seal.New(deps.Master.Derive("bff login state")); err != nil {
+		return nil, err
+	}
+	g.cookie = newCookieNames(public.Scheme == "https")
+	g.provider.g = g
+	g.refresh.calls = map[string]*flight{}
+	if g.handler, err = g.routes(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// Handler serves everything: /healthz, /bff/…, the API routes and the SPA.
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// Run removes expired sessions every minute until ctx ends.
+func (g *Gateway) Run(ctx context.Context) {
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := g.Sweep(ctx); err != nil && ctx.Err() == nil {
+				g.log.Warn("bff: sweep expired sessions", "err", err)
+			}
+		}
+	}
+}
+
+// Sweep removes sessions past their idle or absolute timeout and returns how
+// many went. Expired sessions are refused when presented anyway; this only
+// keeps storage small.
+func (g *Gateway) Sweep(ctx context.Context) (int64, error) {
+	now := g.clock.Now()
+	var total int64
+	for {
+		n, err := g.store.DeleteExpiredBFFSessions(ctx, now.Add(-g.cfg.Session.IdleTimeout.D()), now, 500)
+		total += n
+		if err != nil || n < 500 {
+			return total, err
+		}
+	}
+}
+
+// routes builds the one list of what the gateway serves.
+func (g *Gateway) routes() (http.Handler, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /bff/login", g.login)
+	mux.HandleFunc("GET /bff/callback", g.callback)
+	mux.HandleFunc("POST /bff/logout", g.requireCSRF(g.logout))
+	mux.HandleFunc("GET /bff/end-session", g.endProviderSession)
+	mux.HandleFunc("GET /bff/user", g.requireCSRF(g.user))
+	mux.HandleFunc("POST /bff/backchannel-logout", g.backchannelLogout)
+	mux.HandleFunc("/bff/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found")
+	})
+	for _, rt := range g.cfg.Routes {
+		p, err := g.newAPIProxy(rt)
+		if err != nil {
+			return nil, err
+		}
+		mux.Handle(rt.Path, g.requireCSRF(p.ServeHTTP))
+	}
+	spa, err := g.spaHandler()
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("/", spa)
+	return secureHeaders(mux), nil
+}
+
+// secureHeaders adds what every answer of the gateway carries.
+func secureHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		if strings.HasPrefix(r.URL.Path, "/bff/") {
+			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// singleFlight runs at most one token refresh per session at a time; callers
+// that arrive meanwhile wait for its outcome.
+type singleFlight struct {
+	mu    sync.Mutex
+	calls map[string]*flight
+}
+
+type flight struct {
+	done chan struct{}
+	sess *session
+	err  error
+}
