@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/castellan-auth/castellan/internal/oauth"
+	"github.com/castellan-auth/castellan/internal/opaque"
 	"github.com/castellan-auth/castellan/internal/storage"
 )
 
@@ -16,13 +17,20 @@ import (
 const RequestURIPrefix = "urn:ietf:params:oauth:request_uri:"
 
 // PushedRequests keeps the requests clients pushed (RFC 9126) until the
-// authorization endpoint takes them.
+// authorization they start completes.
 type PushedRequests interface {
 	// Take returns the stored request that requestURI names if it was pushed
-	// by clientID, and consumes it: a request_uri works once (§7.3). An
-	// unknown, expired, used or foreign one is an *oauth.Error with code
-	// invalid_request_uri.
-	Take(ctx context.Context, requestURI, clientID string) ([]byte, error)
+	// by clientID. The first browser to take it keeps it: that browser may
+	// take it again until the authorization completes or the request_uri
+	// expires (FAPI 2.0 Security Profile §5.3.2.2 note 3: one-time use is
+	// enforced at the point of authorization, not at the first visit); any
+	// other browser cannot. An unknown, expired, completed, foreign or other
+	// browser's one is an *oauth.Error with code invalid_request_uri.
+	Take(ctx context.Context, requestURI, clientID string, browserHash []byte) ([]byte, error)
+	// Complete consumes the request whose request_uri has SHA-256 idHash:
+	// a request_uri answers once (RFC 9126 §7.3). Of two concurrent calls
+	// only one succeeds; the other gets invalid_request_uri.
+	Complete(ctx context.Context, idHash []byte) error
 }
 
 // ValidatePushed checks a pushed authorization request of the authenticated
@@ -89,7 +97,8 @@ func (h *Handler) pushed(w http.ResponseWriter, r *http.Request, params url.Valu
 		h.showError(w, r, err)
 		return
 	}
-	data, err := h.Pushed.Take(r.Context(), params.Get("request_uri"), c.ID)
+	requestURI := params.Get("request_uri")
+	data, err := h.Pushed.Take(r.Context(), requestURI, c.ID, opaque.Hash(h.CSRF.Browser(w, r)))
 	if err != nil {
 		h.showError(w, r, err)
 		return
@@ -100,7 +109,17 @@ func (h *Handler) pushed(w http.ResponseWriter, r *http.Request, params url.Valu
 		return
 	}
 	req.StartedAt = h.Clock.Now()
+	req.PushedHash = opaque.Hash(requestURI)
 	h.proceed(w, r, &flow{client: c, req: &req})
+}
+
+// completePushed consumes the pushed request f answers, if any, as the
+// authorization completes; it fails if another completion got there first.
+func (h *Handler) completePushed(ctx context.Context, f *flow) error {
+	if len(f.req.PushedHash) == 0 || h.Pushed == nil {
+		return nil
+	}
+	return h.Pushed.Complete(ctx, f.req.PushedHash)
 }
 
 // parRequired says whether client c must push its authorization requests

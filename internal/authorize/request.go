@@ -61,6 +61,9 @@ type Request struct {
 	// DPoPJKT is the dpop_jkt parameter (RFC 9449 §10): the code is bound to
 	// that DPoP key.
 	DPoPJKT string `json:"dpop_jkt,omitempty"`
+	// PushedHash is the SHA-256 of the request_uri this request was pushed
+	// under (RFC 9126), consumed when the authorization completes.
+	PushedHash []byte `json:"pushed_hash,omitempty"`
 }
 
 // OpenID reports whether this is an OpenID Connect request.

@@ -23,6 +23,11 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request, f *flow, s stora
 		h.showError(w, r, err)
 		return
 	}
+	if err := h.completePushed(r.Context(), f); err != nil {
+		// Another completion used the request_uri already: one code per push.
+		h.showError(w, r, err)
+		return
+	}
 	ctx := r.Context()
 	req := f.req
 	if !req.HasPrompt(PromptNone) || f.client.RenewalCountsAsActivity {
@@ -119,6 +124,13 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f *flow, err erro
 	if !errors.As(err, &oe) {
 		h.Log.Error("authorization endpoint", "request_id", web.RequestID(r.Context()), "err", err)
 		oe = redirectError(oauth.ErrServerError, "internal error")
+	}
+	if f != nil {
+		// An error answer completes the authorization too: the request_uri
+		// is used up (best effort; a failure leaves it to expire).
+		if err := h.completePushed(r.Context(), f); err != nil {
+			h.Log.Debug("complete pushed request", "err", err)
+		}
 	}
 	if !oe.Redirectable || f == nil || f.req.RedirectURI == "" {
 		h.showError(w, r, oe)

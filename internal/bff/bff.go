@@ -26,6 +26,7 @@ import (
 
 	"github.com/castellan-auth/castellan/internal/clock"
 	"github.com/castellan-auth/castellan/internal/config"
+	"github.com/castellan-auth/castellan/internal/oauth"
 	"github.com/castellan-auth/castellan/internal/seal"
 	"github.com/castellan-auth/castellan/internal/storage"
 )
@@ -74,6 +75,9 @@ type Gateway struct {
 	provider lazyProvider
 	refresh  singleFlight
 	handler  http.Handler
+	// assertions authenticates the gateway with private_key_jwt (nil with
+	// client_secret_basic).
+	assertions *assertionTransport
 }
 
 // sweepInterval is how often Run removes expired sessions.
@@ -102,6 +106,20 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Gateway, error) {
 	}
 	if g.http == nil {
 		g.http = &http.Client{Timeout: 30 * time.Second}
+	}
+	if cfg.TokenEndpointAuthMethod == oauth.AuthPrivateKeyJWT {
+		key, err := loadOrCreateClientKey(cfg.PrivateKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		base := g.http.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		g.assertions = &assertionTransport{base: base, key: key, clientID: cfg.ClientID, issuer: cfg.Issuer, clock: g.clock}
+		withAssertions := *g.http
+		withAssertions.Transport = g.assertions
+		g.http = &withAssertions
 	}
 	if g.tokens, err = seal.New(deps.Master.Derive("bff tokens")); err != nil {
 		return nil, err
@@ -163,6 +181,12 @@ func (g *Gateway) routes() (http.Handler, error) {
 	mux.HandleFunc("GET /bff/callback", g.callback)
 	mux.HandleFunc("POST /bff/logout", g.requireCSRF(g.logout))
 	mux.HandleFunc("GET /bff/end-session", g.endProviderSession)
+	if g.assertions != nil {
+		mux.HandleFunc("GET /bff/jwks", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/jwk-set+json")
+			w.Write(g.assertions.key.jwks())
+		})
+	}
 	mux.HandleFunc("GET /bff/user", g.requireCSRF(g.user))
 	mux.HandleFunc("POST /bff/backchannel-logout", g.backchannelLogout)
 	mux.HandleFunc("/bff/", func(w http.ResponseWriter, r *http.Request) {

@@ -167,7 +167,9 @@ func (g *Gateway) revoke(ctx context.Context, p *provider, refreshToken string) 
 		return
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(g.cfg.ClientID), url.QueryEscape(g.cfg.ClientSecret)) // RFC 6749 §2.3.1
+	if g.assertions == nil {
+		req.SetBasicAuth(url.QueryEscape(g.cfg.ClientID), url.QueryEscape(g.cfg.ClientSecret)) // RFC 6749 §2.3.1
+	} // else the transport adds a client assertion (private_key_jwt)
 	resp, err := g.http.Do(req)
 	if err != nil {
 		g.log.Warn("bff: revoke refresh token", "err", err)

@@ -75,9 +75,13 @@ func (g *Gateway) discover(ctx context.Context) (*provider, error) {
 		return nil, fmt.Errorf("discover %s: %w", g.cfg.Issuer, err)
 	}
 	ep := op.Endpoint()
-	// client_secret_basic (RFC 6749 §2.3.1); private_key_jwt once the provider
-	// supports it.
+	// client_secret_basic (RFC 6749 §2.3.1), or private_key_jwt: client_id in
+	// the form and the assertion added by the transport (RFC 7523 §2.2).
 	ep.AuthStyle = oauth2.AuthStyleInHeader
+	if g.assertions != nil {
+		ep.AuthStyle = oauth2.AuthStyleInParams
+		g.assertions.endpoints.Store(&[]string{ep.TokenURL, extra.Revocation})
+	}
 	return &provider{
 		oauth: oauth2.Config{
 			ClientID:     g.cfg.ClientID,

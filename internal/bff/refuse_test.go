@@ -27,26 +27,35 @@ func TestCSRFHeaderRequired(t *testing.T) {
 	before := s.upstreamCount()
 	for _, tc := range []struct {
 		name, method, path, header string
+		extra                      map[string]string
+		want                       int
 	}{
-		{"user/missing", http.MethodGet, "/bff/user", ""},
-		{"user/zero", http.MethodGet, "/bff/user", "0"},
-		{"api/missing", http.MethodGet, "/api/profile", ""},
-		{"api/true", http.MethodGet, "/api/profile", "true"},
-		{"echo-post/missing", http.MethodPost, "/echo/x", ""},
-		{"logout/missing", http.MethodPost, "/bff/logout", ""},
+		{"adv70/user/missing", http.MethodGet, "/bff/user", "", nil, http.StatusUnauthorized},
+		{"adv70/user/zero", http.MethodGet, "/bff/user", "0", nil, http.StatusUnauthorized},
+		{"adv70/api/missing", http.MethodGet, "/api/profile", "", nil, http.StatusUnauthorized},
+		{"adv70/api/true", http.MethodGet, "/api/profile", "true", nil, http.StatusUnauthorized},
+		{"adv70/echo-post/missing", http.MethodPost, "/echo/x", "", nil, http.StatusUnauthorized},
+		{"adv70/logout/missing", http.MethodPost, "/bff/logout", "", nil, http.StatusUnauthorized},
+		{"adv70/api/cross-origin", http.MethodGet, "/api/profile", "1", map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden},
+		{"adv70/logout/cross-origin", http.MethodPost, "/bff/logout", "1", map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden},
+		{"adv70/user/sec-fetch-cross-site", http.MethodGet, "/bff/user", "1", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"adv70/echo-post/null-origin", http.MethodPost, "/echo/x", "1", map[string]string{"Origin": "null"}, http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, s.URL+tc.path, nil)
 			if tc.header != "" {
 				req.Header.Set("X-CSRF", tc.header)
 			}
+			for k, v := range tc.extra {
+				req.Header.Set(k, v)
+			}
 			resp, err := b.agent.Client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusUnauthorized {
-				t.Errorf("got %d, want 401", resp.StatusCode)
+			if resp.StatusCode != tc.want {
+				t.Errorf("got %d, want %d", resp.StatusCode, tc.want)
 			}
 		})
 	}

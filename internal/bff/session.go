@@ -197,11 +197,18 @@ func writeError(w http.ResponseWriter, status int, code string) {
 // requireCSRF refuses a request without the header X-CSRF: 1. A cross-site
 // page cannot send a custom header without a CORS preflight, which the
 // gateway never approves, so the header proves the request comes from the
-// SPA's own origin (the Duende BFF convention).
+// SPA's own origin (the Duende BFF convention). As a second line, a request
+// whose Origin is another origin, or that the browser marks cross-site
+// (Sec-Fetch-Site), is refused with 403 even with the header.
 func (g *Gateway) requireCSRF(next http.HandlerFunc) http.HandlerFunc {
+	own := g.public.Scheme + "://" + g.public.Host
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-CSRF") != "1" {
 			writeError(w, http.StatusUnauthorized, "csrf_header_required")
+			return
+		}
+		if o := r.Header.Get("Origin"); (o != "" && o != own) || r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+			writeError(w, http.StatusForbidden, "cross_origin_refused")
 			return
 		}
 		next(w, r)

@@ -54,6 +54,8 @@ type stack struct {
 type stackOptions struct {
 	// bff adjusts the gateway's configuration before it starts.
 	bff func(*bff.Config)
+	// client adjusts the gateway's client registration at the provider.
+	client func(c *config.Client, gatewayURL string)
 }
 
 func newStack(t *testing.T, opt stackOptions) *stack {
@@ -90,7 +92,7 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 
 	pcfg := servertest.WithClients(servertest.Config())
 	pcfg.Tokens.AccessTokenTTL = config.Duration(accessTTL)
-	pcfg.Clients = append(pcfg.Clients, config.Client{
+	registration := config.Client{
 		ClientID: bffClientID, ClientName: "BFF", ClientSecret: bffSecret, TokenEndpointAuthMethod: "client_secret_basic",
 		RedirectURIs:           []string{s.URL + "/bff/callback"},
 		PostLogoutRedirectURIs: []string{s.URL + "/"},
@@ -98,7 +100,11 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 		GrantTypes:             []string{"authorization_code", "refresh_token"},
 		Scope:                  "openid profile email offline_access api:read",
 		SkipConsent:            true, RequirePKCE: true,
-	})
+	}
+	if opt.client != nil {
+		opt.client(&registration, s.URL)
+	}
+	pcfg.Clients = append(pcfg.Clients, registration)
 	s.env = servertest.New(t, servertest.Options{Config: pcfg})
 	s.env.Server.Notifier.SetRetry(1, time.Millisecond)
 

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -31,19 +32,23 @@ const (
 // Assertions verifies private_key_jwt client assertions (RFC 7523 §2.2, §3;
 // OIDC Core §9).
 type Assertions struct {
-	// Audiences are the values one of which "aud" must hold: the token endpoint
-	// URL (OIDC Core §9 "SHOULD be the URL of the Token Endpoint") and the
-	// issuer (RFC 7523 §3 allows it; RFC 9700 and FAPI 2.0 recommend it,
-	// because it is the same for every endpoint that authenticates clients).
-	Audiences []string
-	Replay    storage.ReplayCache
-	Keys      *clientkeys.Fetcher
-	Clock     clock.Clock
+	// Issuer is the one value "aud" may hold, as a single string: the issuer
+	// identifier, never an endpoint URL and never an array (FAPI 2.0 Security
+	// Profile §5.3.2.1; draft-ietf-oauth-rfc7523bis, updating RFC 7523 §3,
+	// after the 2025 "audience injection" finding: an assertion a client made
+	// for another server's endpoint must not be replayable here).
+	Issuer string
+	Replay storage.ReplayCache
+	Keys   *clientkeys.Fetcher
+	Clock  clock.Clock
 }
 
 // assertionClaims are the claims Castellan reads from an assertion.
 type assertionClaims struct {
 	jwt.Claims
+	// Aud is "aud" as sent (it shadows Claims.Audience), so that an array is
+	// told apart from a string.
+	Aud json.RawMessage `json:"aud"`
 }
 
 // subject returns the client id an assertion names, without verifying it, so
@@ -181,8 +186,8 @@ func (a *Assertions) checkClaims(c storage.Client, cl *assertionClaims) error {
 	case cl.Issuer != c.ID || cl.Subject != c.ID:
 		// §3 items 1 and 2; OIDC Core §9: iss and sub are both the client_id.
 		return invalidClient("client_assertion iss and sub must both be the client_id")
-	case !a.audienceOK(cl.Audience):
-		return invalidClient("client_assertion aud must be the issuer or the token endpoint URL")
+	case !a.audienceOK(cl.Aud):
+		return invalidClient("client_assertion aud must be the issuer identifier, as a single string")
 	case cl.Expiry == nil:
 		return invalidClient("client_assertion has no exp")
 	case now.After(cl.Expiry.Time().Add(AssertionLeeway)):
@@ -202,11 +207,13 @@ func (a *Assertions) checkClaims(c storage.Client, cl *assertionClaims) error {
 	return nil
 }
 
-func (a *Assertions) audienceOK(aud jwt.Audience) bool {
-	for _, want := range a.Audiences {
-		if aud.Contains(want) {
-			return true
-		}
+// audienceOK accepts only the issuer as a JSON string: an array (even of the
+// issuer alone) and the token or PAR endpoint URL are refused
+// (draft-ietf-oauth-rfc7523bis, updating RFC 7523 §3; FAPI 2.0 Security Profile §5.3.2.1).
+func (a *Assertions) audienceOK(raw json.RawMessage) bool {
+	var aud string
+	if a.Issuer == "" || json.Unmarshal(raw, &aud) != nil {
+		return false
 	}
-	return false
+	return aud == a.Issuer
 }

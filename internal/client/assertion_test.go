@@ -81,7 +81,7 @@ func jwksOf(t testing.TB, keys ...signingKey) string {
 // assertionClaimsFor are good claims of clientID at now.
 func assertionClaimsFor(clientID string, now time.Time) map[string]any {
 	return map[string]any{
-		"iss": clientID, "sub": clientID, "aud": testTokenURL,
+		"iss": clientID, "sub": clientID, "aud": testIssuer,
 		"iat": now.Unix(), "exp": now.Add(time.Minute).Unix(), "jti": base64.RawURLEncoding.EncodeToString(randomBytes(12)),
 	}
 }
@@ -156,7 +156,7 @@ func newAssertionEnv(t *testing.T, path string, declared []config.Client) assert
 		t.Fatal(err)
 	}
 	a := NewAuthenticator(st, secrets)
-	a.Assertions = &Assertions{Audiences: []string{testIssuer, testTokenURL}, Replay: st, Keys: clientkeys.NewFetcher(clk), Clock: clk}
+	a.Assertions = &Assertions{Issuer: testIssuer, Replay: st, Keys: clientkeys.NewFetcher(clk), Clock: clk}
 	return assertionEnv{auth: a, clk: clk}
 }
 
@@ -223,7 +223,6 @@ func TestAssertion(t *testing.T) {
 		{name: "ok/rs256", assertion: sign(t, rs, good(), nil), want: "jwt"},
 		{name: "ok/ps256", assertion: sign(t, ps, good(), nil), want: "jwt"},
 		{name: "ok/aud-issuer", assertion: sign(t, es, with("aud", testIssuer), nil), want: "jwt"},
-		{name: "ok/aud-array", assertion: sign(t, es, with("aud", []string{"https://other.example", testTokenURL}), nil), want: "jwt"},
 		{name: "ok/client-id-in-form", assertion: sign(t, es, good(), nil), form: map[string]string{"client_id": "jwt"}, want: "jwt"},
 		{name: "ok/no-kid", assertion: sign(t, signingKey{alg: jose.ES256, key: es.key}, good(), nil), want: "jwt"},
 		{name: "ok/no-iat", assertion: sign(t, es, with("iat", nil), nil), want: "jwt"},
@@ -240,7 +239,15 @@ func TestAssertion(t *testing.T) {
 		{name: "fail/exp-minus-iat-too-long", assertion: sign(t, es, with("iat", now.Add(-10*time.Minute).Unix()), nil), want: oauth.ErrInvalidClient},
 		{name: "fail/nbf-over-60s-ahead", assertion: sign(t, es, with("nbf", now.Add(61*time.Second).Unix()), nil), want: oauth.ErrInvalidClient},
 		{name: "fail/iat-over-60s-ahead", assertion: sign(t, es, with("iat", now.Add(61*time.Second).Unix()), nil), want: oauth.ErrInvalidClient},
-		{name: "fail/wrong-aud", assertion: sign(t, es, with("aud", "https://id.example/par"), nil), want: oauth.ErrInvalidClient},
+		// The issuer only, as a string (FAPI 2.0 Security Profile §5.3.2.1,
+		// draft-ietf-oauth-rfc7523bis: no audience injection).
+		{name: "fail/wrong-aud", assertion: sign(t, es, with("aud", "https://other.example"), nil), want: oauth.ErrInvalidClient},
+		{name: "fail/aud-par-endpoint", assertion: sign(t, es, with("aud", "https://id.example/par"), nil), want: oauth.ErrInvalidClient},
+		{name: "fail/aud-token-endpoint", assertion: sign(t, es, with("aud", testTokenURL), nil), want: oauth.ErrInvalidClient},
+		{name: "fail/aud-array-of-issuer", assertion: sign(t, es, with("aud", []string{testIssuer}), nil), want: oauth.ErrInvalidClient},
+		{name: "fail/aud-array-with-issuer", assertion: sign(t, es, with("aud", []string{"https://other.example", testIssuer}), nil), want: oauth.ErrInvalidClient},
+		{name: "fail/aud-issuer-with-slash", assertion: sign(t, es, with("aud", testIssuer+"/"), nil), want: oauth.ErrInvalidClient},
+		{name: "fail/aud-empty", assertion: sign(t, es, with("aud", ""), nil), want: oauth.ErrInvalidClient},
 		{name: "fail/no-aud", assertion: sign(t, es, with("aud", nil), nil), want: oauth.ErrInvalidClient},
 		{name: "fail/iss-not-sub", assertion: sign(t, es, with("iss", "web"), nil), want: oauth.ErrInvalidClient},
 		{name: "fail/no-iss", assertion: sign(t, es, with("iss", nil), nil), want: oauth.ErrInvalidClient},

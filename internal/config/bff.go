@@ -25,6 +25,15 @@ type BFF struct {
 	Issuer       string `yaml:"issuer"`
 	ClientID     string `yaml:"client_id"`
 	ClientSecret string `yaml:"client_secret"`
+	// TokenEndpointAuthMethod is how the gateway authenticates at the
+	// provider: client_secret_basic (with client_secret) or private_key_jwt
+	// (RFC 7523, with private_key_file; the public key is served at
+	// {public_url}/bff/jwks for the client's jwks_uri).
+	TokenEndpointAuthMethod string `yaml:"token_endpoint_auth_method"`
+	// PrivateKeyFile is the PEM private key (EC P-256, RSA ≥ 2048 or
+	// Ed25519) that signs client assertions; a P-256 key is created (0600)
+	// when the file is missing.
+	PrivateKeyFile string `yaml:"private_key_file"`
 	// Scope is asked for at sign-in; "openid" is required and
 	// "offline_access" is what lets the gateway refresh.
 	Scope   string `yaml:"scope"`
@@ -60,12 +69,13 @@ type BFFRoute struct {
 // leaves out.
 func DefaultBFF() BFF {
 	return BFF{
-		Listen:    "127.0.0.1:9200",
-		PublicURL: "http://127.0.0.1:9200",
-		Issuer:    "http://127.0.0.1:9000",
-		Scope:     "openid profile email offline_access",
-		Storage:   "sqlite:bff.db",
-		KeyFile:   "bff.key",
+		Listen:                  "127.0.0.1:9200",
+		PublicURL:               "http://127.0.0.1:9200",
+		Issuer:                  "http://127.0.0.1:9000",
+		Scope:                   "openid profile email offline_access",
+		TokenEndpointAuthMethod: "client_secret_basic",
+		Storage:                 "sqlite:bff.db",
+		KeyFile:                 "bff.key",
 		Session: Session{
 			IdleTimeout:     Duration(30 * time.Minute),
 			AbsoluteTimeout: Duration(12 * time.Hour),
@@ -106,13 +116,26 @@ func (c *BFF) Validate() []string {
 	if c.ClientID == "" {
 		v.add("client_id", "required")
 	}
-	// client_secret_basic is the only client authentication for now;
-	// private_key_jwt follows when the provider supports it.
-	switch {
-	case c.ClientSecret == "":
-		v.add("client_secret", "required (at least %d characters)", MinClientSecretLength)
-	case len(c.ClientSecret) < MinClientSecretLength:
-		v.add("client_secret", "too short: at least %d characters", MinClientSecretLength)
+	switch c.TokenEndpointAuthMethod {
+	case oauth.AuthClientSecretBasic:
+		switch {
+		case c.ClientSecret == "":
+			v.add("client_secret", "required (at least %d characters)", MinClientSecretLength)
+		case len(c.ClientSecret) < MinClientSecretLength:
+			v.add("client_secret", "too short: at least %d characters", MinClientSecretLength)
+		}
+		if c.PrivateKeyFile != "" {
+			v.add("private_key_file", "only with token_endpoint_auth_method private_key_jwt")
+		}
+	case oauth.AuthPrivateKeyJWT:
+		if c.PrivateKeyFile == "" {
+			v.add("private_key_file", "required with private_key_jwt")
+		}
+		if c.ClientSecret != "" {
+			v.add("client_secret", "not used with private_key_jwt: remove it")
+		}
+	default:
+		v.add("token_endpoint_auth_method", "want client_secret_basic or private_key_jwt, got %q", c.TokenEndpointAuthMethod)
 	}
 	if scopes, ok := oauth.ParseScope(c.Scope); !ok {
 		v.add("scope", "holds a character not allowed in a scope (RFC 6749 §3.3)")

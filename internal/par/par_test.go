@@ -122,6 +122,112 @@ func TestPushThenAuthorize(t *testing.T) {
 	})
 }
 
+// TestRequestURIRevisitedBeforeCompletion is FAPI 2.0 Security Profile
+// §5.3.2.2 note 3: the browser that first took a request_uri may visit the
+// authorization endpoint with it again until the authorization completes
+// (within its lifetime); one-time use is enforced when the code is issued,
+// and no other browser can take it meanwhile.
+func TestRequestURIRevisitedBeforeCompletion(t *testing.T) {
+	f := newFixture(t, nil)
+	toLogin := func(t *testing.T, agent *servertest.Agent, u string) string {
+		t.Helper()
+		s, err := agent.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Status != http.StatusSeeOther || !strings.HasPrefix(s.Location, f.env.URL+"/login?authz=") {
+			t.Fatalf("visit: %d %q, want the sign-in page", s.Status, s.Location)
+		}
+		return s.Location
+	}
+	t.Run("second-visit-completes", func(t *testing.T) {
+		a := spa()
+		uri := f.push(t, a, servertest.SPAClient)
+		agent := f.env.Agent("alice")
+		toLogin(t, agent, f.authorizeURL("spa", uri)) // first visit: no sign-in
+		// Another browser cannot take the request the first one holds.
+		other, err := f.env.Agent("bob").Get(f.authorizeURL("spa", uri))
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectErrorPage(t, other, oauth.ErrInvalidRequestURI)
+		last, err := agent.Follow(f.authorizeURL("spa", uri)) // second visit: sign in
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := servertest.Params(last.Location)
+		if p.Get("code") == "" || p.Get("state") != "st" {
+			t.Fatalf("second visit ended at %d %q, want a code", last.Status, last.Location)
+		}
+		if tok := f.env.Redeem(t, p.Get("code"), a); tok.Status != http.StatusOK {
+			t.Fatalf("redeem: %d %s", tok.Status, tok.Body)
+		}
+		// Completed: the same browser cannot use it again.
+		again, err := agent.Get(f.authorizeURL("spa", uri))
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectErrorPage(t, again, oauth.ErrInvalidRequestURI)
+	})
+	t.Run("one-completion-of-two-visits", func(t *testing.T) {
+		uri := f.push(t, spa(), servertest.SPAClient)
+		agent := f.env.Agent("alice")
+		first := toLogin(t, agent, f.authorizeURL("spa", uri))
+		last, err := agent.Follow(f.authorizeURL("spa", uri))
+		if err != nil || servertest.Params(last.Location).Get("code") == "" {
+			t.Fatalf("second visit: %v %d %q, want a code", err, last.Status, last.Location)
+		}
+		// The sign-in the first visit started cannot complete it a second time.
+		s, err := agent.Follow(first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Location != "" {
+			t.Fatalf("first visit's sign-in after completion: %d %q, want an error page", s.Status, s.Location)
+		}
+		if s.Status != http.StatusBadRequest {
+			t.Fatalf("first visit's sign-in after completion: %d, want 400", s.Status)
+		}
+	})
+	t.Run("revisit-after-lifetime", func(t *testing.T) {
+		uri := f.push(t, spa(), servertest.SPAClient)
+		agent := f.env.Agent("alice")
+		login := toLogin(t, agent, f.authorizeURL("spa", uri))
+		f.env.Clock.Advance(61 * time.Second)
+		s, err := agent.Get(f.authorizeURL("spa", uri))
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectErrorPage(t, s, oauth.ErrInvalidRequestURI)
+		// The sign-in started in time still completes (slow typists are fine).
+		last, err := agent.Follow(login)
+		if err != nil || servertest.Params(last.Location).Get("code") == "" {
+			t.Fatalf("sign-in started within the lifetime: %v %d %q, want a code", err, last.Status, last.Location)
+		}
+	})
+	t.Run("error-answer-uses-it-up", func(t *testing.T) {
+		// An error answer completes the authorization too: a pushed
+		// prompt=none request for a browser that is not signed in answers
+		// login_required, and the request_uri is gone.
+		agent := f.env.Agent("alice")
+		a := spa()
+		a.Extra = url.Values{"prompt": {"none"}}
+		silent := f.push(t, a, servertest.SPAClient)
+		s, err := agent.Get(f.authorizeURL("spa", silent))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if servertest.Params(s.Location).Get("error") != oauth.ErrLoginRequired {
+			t.Fatalf("prompt=none: %d %q, want login_required", s.Status, s.Location)
+		}
+		again, err := agent.Get(f.authorizeURL("spa", silent))
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectErrorPage(t, again, oauth.ErrInvalidRequestURI)
+	})
+}
+
 // TestRequestURIRefused covers request_uri values the authorization
 // endpoint must refuse, each on its error page (its redirect URI is unknown).
 func TestRequestURIRefused(t *testing.T) {
@@ -325,10 +431,18 @@ func TestPrivateKeyJWTCodeFlow(t *testing.T) {
 	}
 
 	t.Run("token-endpoint-audience", func(t *testing.T) {
+		// Only the issuer is an audience (FAPI 2.0 Security Profile §5.3.2.1,
+		// draft-ietf-oauth-rfc7523bis), at every endpoint.
 		k := servertest.ClientAuth{ID: "keyed", Method: oauth.AuthPrivateKeyJWT, Assertion: func() string {
 			return f.keyedKey.Sign(t, servertest.AssertionClaims("keyed", f.env.URL+"/token", f.env.Clock.Now()))
 		}}
-		f.push(t, servertest.Authz{Client: k, RedirectURI: parRedirect, Scope: "openid", Verifier: opaque.New()}, k)
+		a := servertest.Authz{Client: k, RedirectURI: parRedirect, Scope: "openid", Verifier: opaque.New()}
+		if r := f.env.Post(t, "/par", f.form(a), k); r.Status != http.StatusUnauthorized || r.Code() != oauth.ErrInvalidClient {
+			t.Fatalf("push with aud = token endpoint: %d %s, want 401 invalid_client", r.Status, r.Body)
+		}
+		if r := f.env.Refresh(t, k, rt, ""); r.Status != http.StatusUnauthorized || r.Code() != oauth.ErrInvalidClient {
+			t.Fatalf("refresh with aud = token endpoint: %d %s, want 401 invalid_client", r.Status, r.Body)
+		}
 	})
 	t.Run("without-assertion", func(t *testing.T) {
 		// FAPI 2.0 ensure-client-assertion-in-token-endpoint: the client_id alone is not enough.

@@ -3,8 +3,10 @@ package par
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/castellan-auth/castellan/internal/authorize"
 	"github.com/castellan-auth/castellan/internal/clock"
@@ -21,11 +23,17 @@ import (
 type Requests struct {
 	Store storage.PendingRequests
 	Clock clock.Clock
+	// Hold is how long a person has to sign in and consent once a browser
+	// has taken a request (the authorization endpoint's PendingTTL): the
+	// request_uri can be taken again only within Lifetime of the push, but
+	// the claimed request stays until the authorization can complete.
+	Hold time.Duration
 }
 
 // notABrowser is stored where a pending request names its browser: a pushed
 // request belongs to no browser until it is taken, and this value is no
-// browser's digest, so a request_uri can never pass for a pending request.
+// browser's digest. (A request_uri cannot pass for a sign-in pending request
+// either way: those ids are bare opaque values, hashed without the URN.)
 var notABrowser = func() []byte { h := sha256.Sum256([]byte("castellan: pushed authorization request")); return h[:] }()
 
 // Put stores a validated request of clientID and returns its request_uri.
@@ -41,9 +49,15 @@ func (q *Requests) Put(ctx context.Context, clientID string, data []byte) (strin
 
 var errInvalidURI = oauth.Errorf(oauth.ErrInvalidRequestURI, "request_uri is unknown, expired or already used; push the request again")
 
-// Take implements authorize.PushedRequests.
-func (q *Requests) Take(ctx context.Context, requestURI, clientID string) ([]byte, error) {
-	if !opaque.Wellformed(strings.TrimPrefix(requestURI, authorize.RequestURIPrefix)) {
+// Take implements authorize.PushedRequests. A pushed request is stored as
+// no browser's; the first browser to take it claims it (the row is consumed
+// and stored again under the same hash with that browser's digest, so of two
+// browsers racing only one wins) and may take it again, for a second visit
+// to the authorization endpoint before signing in (FAPI 2.0 Security
+// Profile §5.3.2.2 note 3). Complete consumes it when the authorization
+// completes.
+func (q *Requests) Take(ctx context.Context, requestURI, clientID string, browserHash []byte) ([]byte, error) {
+	if !opaque.Wellformed(strings.TrimPrefix(requestURI, authorize.RequestURIPrefix)) || len(browserHash) == 0 {
 		return nil, errInvalidURI
 	}
 	now := q.Clock.Now()
@@ -60,12 +74,36 @@ func (q *Requests) Take(ctx context.Context, requestURI, clientID string) ([]byt
 		// does not use it up.
 		return nil, errInvalidURI
 	}
+	if subtle.ConstantTimeCompare(p.BrowserHash, browserHash) == 1 {
+		if !now.Before(p.CreatedAt.Add(Lifetime)) {
+			return nil, errInvalidURI // the request_uri itself has expired (expires_in)
+		}
+		return p.Request, nil // the claiming browser's revisit
+	}
+	if subtle.ConstantTimeCompare(p.BrowserHash, notABrowser) != 1 {
+		return nil, errInvalidURI // claimed by another browser
+	}
 	p, err = q.Store.ConsumePendingRequest(ctx, h, now)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, errInvalidURI // taken by a concurrent request
+		return nil, errInvalidURI // claimed by a concurrent request
 	}
 	if err != nil {
 		return nil, err
 	}
+	p.BrowserHash = browserHash
+	// Completable while a sign-in started by a visit within Lifetime may be.
+	p.ExpiresAt = p.CreatedAt.Add(Lifetime + q.Hold)
+	if err := q.Store.CreatePendingRequest(ctx, p); err != nil {
+		return nil, err
+	}
 	return p.Request, nil
+}
+
+// Complete implements authorize.PushedRequests.
+func (q *Requests) Complete(ctx context.Context, idHash []byte) error {
+	_, err := q.Store.ConsumePendingRequest(ctx, idHash, q.Clock.Now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return errInvalidURI
+	}
+	return err
 }

@@ -155,12 +155,12 @@ func New(ctx context.Context, d Deps) (*Server, error) {
 		Algorithms: cfg.Signing.Algorithms, IDTokenTTL: cfg.Tokens.IDTokenTTL.D(), Clock: d.Clock, Log: d.Log,
 		PendingTTL: pendingTTL,
 	}
-	pushed := &par.Requests{Store: d.Store, Clock: d.Clock}
+	pushed := &par.Requests{Store: d.Store, Clock: d.Clock, Hold: pendingTTL}
 	az.Pushed, az.RequirePAR = pushed, cfg.PAR.Required
 	auth := client.NewAuthenticator(s.Clients, s.Secrets)
 	auth.Assertions = &client.Assertions{
-		Audiences: []string{cfg.Issuer, s.URL(pathToken)},
-		Replay:    d.Store, Keys: clientkeys.NewFetcher(d.Clock), Clock: d.Clock,
+		Issuer: cfg.Issuer,
+		Replay: d.Store, Keys: clientkeys.NewFetcher(d.Clock), Clock: d.Clock,
 	}
 	pe := &par.Endpoint{Auth: auth, Validate: az, Requests: pushed, Clock: d.Clock, Log: d.Log}
 	te := &token.Endpoint{
