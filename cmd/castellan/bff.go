@@ -29,13 +29,24 @@ func cmdBFF(ctx context.Context, args, env []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return serveBFF(ctx, cfg, newLogger(cfg.Log, stderr), nil)
+	return serveBFF(ctx, cfg, newLogger(cfg.Log, stderr), bffServing{})
+}
+
+// bffServing adjusts how serveBFF serves; the zero value listens on
+// cfg.Listen and serves the gateway alone.
+type bffServing struct {
+	// ln, if not nil, is the listener to serve on.
+	ln net.Listener
+	// wrap, if not nil, puts something around the gateway's handler (the
+	// demo app of castellan dev).
+	wrap func(http.Handler) http.Handler
+	// ready, if not nil, is called with the listener's address once serving.
+	ready func(addr string)
 }
 
 // serveBFF runs the Backend-for-Frontend gateway until ctx ends, then shuts
-// down gracefully like serve. ready, if not nil, is called with the
-// listener's address once serving.
-func serveBFF(ctx context.Context, cfg *config.BFF, log *slog.Logger, ready func(addr string)) error {
+// down gracefully like serve.
+func serveBFF(ctx context.Context, cfg *config.BFF, log *slog.Logger, opt bffServing) error {
 	master, created, err := seal.LoadOrCreate(cfg.KeyFile)
 	if err != nil {
 		return err
@@ -58,12 +69,18 @@ func serveBFF(ctx context.Context, cfg *config.BFF, log *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+	ln := opt.ln
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+	}
+	handler := gw.Handler()
+	if opt.wrap != nil {
+		handler = opt.wrap(handler)
 	}
 	hs := &http.Server{
-		Handler:           gw.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		// No Read/WriteTimeout: API calls stream bodies in both directions.
 		IdleTimeout:    120 * time.Second,
@@ -78,8 +95,8 @@ func serveBFF(ctx context.Context, cfg *config.BFF, log *slog.Logger, ready func
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("castellan bff serving", "public_url", cfg.PublicURL, "issuer", cfg.Issuer, "listen", ln.Addr().String(),
 		"storage", strings.SplitN(cfg.Storage, ":", 2)[0], "routes", len(cfg.Routes))
-	if ready != nil {
-		ready(ln.Addr().String())
+	if opt.ready != nil {
+		opt.ready(ln.Addr().String())
 	}
 	select {
 	case err := <-errc:

@@ -57,7 +57,7 @@ func TestBFFServesAndShutsDown(t *testing.T) {
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- serveBFF(ctx, &cfg, slog.New(slog.DiscardHandler), func(a string) { addr <- a })
+		done <- serveBFF(ctx, &cfg, slog.New(slog.DiscardHandler), bffServing{ready: func(a string) { addr <- a }})
 	}()
 	var base string
 	select {

@@ -10,17 +10,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/castellan-auth/castellan/internal/bff"
 	"github.com/castellan-auth/castellan/internal/config"
 	"github.com/castellan-auth/castellan/internal/demo"
-	"github.com/castellan-auth/castellan/internal/seal"
-	"github.com/castellan-auth/castellan/internal/storage/sqlstore"
 )
 
 // devDir holds everything castellan dev keeps (git-ignored).
@@ -170,39 +166,10 @@ func devBFFConfig(dir string, setup demo.Setup) config.BFF {
 // serveDevBFF runs the demo's Backend-for-Frontend on ln until ctx ends: the
 // gateway, with the demo app (and its /config.json) on the same origin.
 func serveDevBFF(ctx context.Context, cfg *config.BFF, setup demo.Setup, ln net.Listener, log *slog.Logger) error {
-	log = log.With("part", "bff")
-	master, _, err := seal.LoadOrCreate(cfg.KeyFile)
-	if err != nil {
+	if err := serveBFF(ctx, cfg, log.With("part", "bff"), bffServing{ln: ln, wrap: setup.BFFHandler}); err != nil {
 		return fmt.Errorf("demo bff: %w", err)
 	}
-	store, err := sqlstore.Open(ctx, cfg.Storage, sqlstore.Options{})
-	if err != nil {
-		return fmt.Errorf("demo bff: %w", err)
-	}
-	defer store.Close()
-	gw, err := bff.New(ctx, *cfg, bff.Deps{Store: store, Master: master, Log: log})
-	if err != nil {
-		return fmt.Errorf("demo bff: %w", err)
-	}
-	go gw.Run(ctx)
-	hs := &http.Server{
-		Handler:           setup.BFFHandler(gw.Handler()),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err = <-errc:
-	case <-ctx.Done():
-	}
-	shutdown, stop := context.WithTimeout(context.Background(), 5*time.Second)
-	defer stop()
-	hs.Shutdown(shutdown)
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	return err
+	return nil
 }
 
 func printDevBanner(w io.Writer, dir string, cfg *config.Config, setup demo.Setup, password string) {

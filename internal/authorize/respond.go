@@ -170,7 +170,8 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, f *flow, param
 	framers := frameAncestors(f)
 	switch req.ResponseMode {
 	case ModeFormPost:
-		h.formPost(w, r, req.RedirectURI, params)
+		h.formPost(w, r, req.RedirectURI, params, framers)
+		return
 	case ModeWebMessage:
 		h.webMessage(w, r, req.RedirectURI, params, framers)
 		return
@@ -180,20 +181,16 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, f *flow, param
 		w.Header().Del("X-Frame-Options")
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors "+strings.Join(framers, " ")+"; base-uri 'none'; form-action 'none'")
 	}
-	switch req.ResponseMode {
-	case ModeFormPost:
-	case ModeFragment:
-		http.Redirect(w, r, req.RedirectURI+"#"+params.Encode(), http.StatusSeeOther)
-	default:
-		u := req.RedirectURI
+	target := req.RedirectURI + "#" + params.Encode()
+	if req.ResponseMode != ModeFragment {
 		// RFC 6749 §3.1.2: a query the registered URI has is kept.
-		if strings.Contains(u, "?") {
-			u += "&" + params.Encode()
-		} else {
-			u += "?" + params.Encode()
+		sep := "?"
+		if strings.Contains(req.RedirectURI, "?") {
+			sep = "&"
 		}
-		http.Redirect(w, r, u, http.StatusSeeOther)
+		target = req.RedirectURI + sep + params.Encode()
 	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
 // frameAncestors are the origins that may frame this authorization response:
@@ -201,7 +198,8 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, f *flow, param
 // a hidden iframe of the client's own allowed_origins; nothing else of
 // Castellan may be framed (clickjacking).
 func frameAncestors(f *flow) []string {
-	if !f.req.HasPrompt(PromptNone) {
+	if len(f.req.Prompt) != 1 || f.req.Prompt[0] != PromptNone {
+		// Not silent, or an invalid prompt=none combination.
 		return nil
 	}
 	return f.client.AllowedOrigins
@@ -225,7 +223,7 @@ type formField struct{ Name, Value string }
 
 // formPost renders the Form Post Response Mode page: the response is POSTed to
 // the redirect URI by a form that submits itself.
-func (h *Handler) formPost(w http.ResponseWriter, r *http.Request, action string, params url.Values) {
+func (h *Handler) formPost(w http.ResponseWriter, r *http.Request, action string, params url.Values, framers []string) {
 	fields := make([]formField, 0, len(params))
 	for k, v := range params {
 		fields = append(fields, formField{k, v[0]})
@@ -234,5 +232,5 @@ func (h *Handler) formPost(w http.ResponseWriter, r *http.Request, action string
 	h.Pages.Render(w, r, http.StatusOK, "form_post", web.View{Title: "Returning to the application", Page: struct {
 		Action string
 		Fields []formField
-	}{action, fields}}, web.PageOptions{FormActions: []string{origin(action)}, Script: true})
+	}{action, fields}}, web.PageOptions{FormActions: []string{origin(action)}, Script: true, FrameAncestors: framers})
 }

@@ -121,6 +121,15 @@ func TestWebMessage(t *testing.T) {
 		expectNotFramable(t, s)
 	})
 
+	t.Run("silent form_post is framable by allowed origins only", func(t *testing.T) {
+		s := get(t, alice, f.authorize(with(request("spa"), "prompt", "none", "response_mode", "form_post")))
+		if got := frameAncestors(s); s.Status != http.StatusOK || got != spaOrigin {
+			t.Errorf("got %d with frame-ancestors %q, want the form_post page framable by %q", s.Status, got, spaOrigin)
+		}
+		s = get(t, alice, f.authorize(with(request("spa"), "prompt", "none login", "response_mode", "form_post")))
+		expectNotFramable(t, s)
+	})
+
 	t.Run("sign-in page is never framable", func(t *testing.T) {
 		s := get(t, f.agent("alice"), f.authorize(with(request("spa"), "response_mode", "web_message")))
 		if s.Status == http.StatusSeeOther {
