@@ -11,6 +11,7 @@ import (
 	"github.com/castellan-auth/castellan/internal/oauth"
 	"github.com/castellan-auth/castellan/internal/opaque"
 	"github.com/castellan-auth/castellan/internal/server/servertest"
+	"github.com/castellan-auth/castellan/internal/storage/storagetest"
 )
 
 const parRedirect = "https://par.example/callback"
@@ -454,12 +455,18 @@ func TestPrivateKeyJWTCodeFlow(t *testing.T) {
 	})
 }
 
-// TestPushedOnOneNodeUsedOnAnother runs two providers on one database: a
-// request pushed to one is taken, once, at the other.
+// TestPushedOnOneNodeUsedOnAnother runs two providers on one database, on
+// each backend: a request pushed to one is taken, once, at the other.
 func TestPushedOnOneNodeUsedOnAnother(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { pushedAcrossNodes(t, "") })
+	t.Run("postgres", func(t *testing.T) { pushedAcrossNodes(t, storagetest.PostgresDSN(t)) })
+}
+
+// pushedAcrossNodes runs two nodes on storage ("" for one SQLite file).
+func pushedAcrossNodes(t *testing.T, storage string) {
 	dir := t.TempDir()
-	node1 := servertest.New(t, servertest.Options{Config: servertest.WithClients(servertest.Config()), Dir: dir})
-	node2 := servertest.New(t, servertest.Options{Config: servertest.WithClients(servertest.Config()), Dir: dir})
+	node1 := servertest.New(t, servertest.Options{Config: servertest.WithClients(servertest.Config()), Dir: dir, Storage: storage})
+	node2 := servertest.New(t, servertest.Options{Config: servertest.WithClients(servertest.Config()), Dir: dir, Storage: storage})
 	f1, f2 := &fixture{env: node1}, &fixture{env: node2}
 	a := spa()
 	uri := f1.push(t, a, servertest.SPAClient)
