@@ -35,7 +35,9 @@ func MatchRedirectURI(requested string, registered []string) bool {
 		reg, err := url.Parse(r)
 		// A registered URI never has a fragment (config validation refuses
 		// one); if it did, dropping it here would widen the match.
-		if err != nil || reg.Scheme != "http" || !isLoopbackIP(reg.Hostname()) || strings.Contains(r, "#") {
+		// The exception is for URIs registered literally as http://: one
+		// written another way (htTp://) gets exact matching only.
+		if err != nil || !strings.HasPrefix(r, "http://") || !isLoopbackIP(reg.Hostname()) || strings.Contains(r, "#") {
 			continue
 		}
 		if reg.Hostname() == req.Hostname() && reg.EscapedPath() == req.EscapedPath() &&
