@@ -54,13 +54,7 @@ func serveBFF(ctx context.Context, cfg *config.BFF, log *slog.Logger, opt bffSer
 	if created {
 		log.Warn("created a new master key for the BFF; sessions cannot be read without it", "key_file", cfg.KeyFile)
 	}
-	store, err := sqlstore.Open(ctx, cfg.Storage, sqlstore.Options{
-		MaxOpenConns:    cfg.Database.MaxOpenConns,
-		MaxIdleConns:    cfg.Database.MaxIdleConns,
-		ConnMaxLifetime: cfg.Database.ConnMaxLifetime.D(),
-		ConnMaxIdleTime: cfg.Database.ConnMaxIdleTime.D(),
-		SkipMigrations:  !cfg.Database.Migrate,
-	})
+	store, err := sqlstore.Open(ctx, cfg.Storage, storeOptions(cfg.Database))
 	if err != nil {
 		return err
 	}

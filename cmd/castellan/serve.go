@@ -65,13 +65,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*sqls
 	if created {
 		log.Warn("created a new master key; back it up: signing keys cannot be read without it", "key_file", cfg.KeyFile)
 	}
-	store, err := sqlstore.Open(ctx, cfg.Storage, sqlstore.Options{
-		MaxOpenConns:    cfg.Database.MaxOpenConns,
-		MaxIdleConns:    cfg.Database.MaxIdleConns,
-		ConnMaxLifetime: cfg.Database.ConnMaxLifetime.D(),
-		ConnMaxIdleTime: cfg.Database.ConnMaxIdleTime.D(),
-		SkipMigrations:  !cfg.Database.Migrate,
-	})
+	store, err := sqlstore.Open(ctx, cfg.Storage, storeOptions(cfg.Database))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -176,3 +170,15 @@ const (
 	// heapHeadroomMiB is the heap the provider needs besides password hashing.
 	heapHeadroomMiB = 64
 )
+
+// storeOptions are the storage pool and migration settings of a database
+// config block (the provider's and the BFF's are the same keys).
+func storeOptions(db config.Database) sqlstore.Options {
+	return sqlstore.Options{
+		MaxOpenConns:    db.MaxOpenConns,
+		MaxIdleConns:    db.MaxIdleConns,
+		ConnMaxLifetime: db.ConnMaxLifetime.D(),
+		ConnMaxIdleTime: db.ConnMaxIdleTime.D(),
+		SkipMigrations:  !db.Migrate,
+	}
+}

@@ -43,17 +43,8 @@ type UserInfo struct {
 
 // user answers who is signed in, or 401. No token is ever part of it.
 func (g *Gateway) user(w http.ResponseWriter, r *http.Request) {
-	s, err := g.loadSession(r.Context(), r)
-	if errors.Is(err, errNoSession) {
-		if _, had := g.sessionID(r); had {
-			g.clearSessionCookie(w)
-		}
-		writeError(w, http.StatusUnauthorized, "unauthenticated")
-		return
-	}
-	if err != nil {
-		g.log.Error("bff: load session", "err", err)
-		writeError(w, http.StatusInternalServerError, "server_error")
+	s, ok := g.requireSession(w, r)
+	if !ok {
 		return
 	}
 	claims := make(map[string]any, len(s.tok.Claims))
@@ -88,17 +79,8 @@ const logoutHintTTL = 2 * time.Minute
 // rather than in this body: no token ever reaches the page's JavaScript.
 func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	s, err := g.loadSession(ctx, r)
-	if errors.Is(err, errNoSession) {
-		if _, had := g.sessionID(r); had {
-			g.clearSessionCookie(w)
-		}
-		writeError(w, http.StatusUnauthorized, "unauthenticated")
-		return
-	}
-	if err != nil {
-		g.log.Error("bff: load session", "err", err)
-		writeError(w, http.StatusInternalServerError, "server_error")
+	s, ok := g.requireSession(w, r)
+	if !ok {
 		return
 	}
 	g.endSession(ctx, w, s.rec.IDHash)

@@ -99,17 +99,8 @@ func (p *apiProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_path")
 		return
 	}
-	s, err := g.loadSession(ctx, r)
-	if errors.Is(err, errNoSession) {
-		if _, had := g.sessionID(r); had {
-			g.clearSessionCookie(w)
-		}
-		writeError(w, http.StatusUnauthorized, "unauthenticated")
-		return
-	}
-	if err != nil {
-		g.log.Error("bff: load session", "err", err)
-		writeError(w, http.StatusInternalServerError, "server_error")
+	s, ok := g.requireSession(w, r)
+	if !ok {
 		return
 	}
 	if g.needsRefresh(s) {

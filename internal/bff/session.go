@@ -148,6 +148,25 @@ func (g *Gateway) loadSessionByHash(ctx context.Context, idHash []byte, touch bo
 	return &session{rec: rec, tok: tok}, nil
 }
 
+// requireSession loads the request's session, or answers 401 (clearing a
+// stale cookie) or 500 and reports false.
+func (g *Gateway) requireSession(w http.ResponseWriter, r *http.Request) (*session, bool) {
+	s, err := g.loadSession(r.Context(), r)
+	if errors.Is(err, errNoSession) {
+		if _, had := g.sessionID(r); had {
+			g.clearSessionCookie(w)
+		}
+		writeError(w, http.StatusUnauthorized, "unauthenticated")
+		return nil, false
+	}
+	if err != nil {
+		g.log.Error("bff: load session", "err", err)
+		writeError(w, http.StatusInternalServerError, "server_error")
+		return nil, false
+	}
+	return s, true
+}
+
 // idleExpiry is when the session ends if nothing happens: the idle timeout
 // from its last activity, but never after the absolute timeout.
 func (g *Gateway) idleExpiry(s *session) time.Time {
