@@ -222,7 +222,7 @@ func (v *Validator) Check(ctx context.Context, header []string, req Request) (*P
 		return nil, invalid("send exactly one DPoP header")
 	}
 	raw := header[0]
-	if len(raw) > maxProofSize || !compact(raw) {
+	if len(raw) > maxProofSize || !Compact(raw) {
 		return nil, invalid("the proof is not a compact JWS")
 	}
 	if err := checkHeader(raw); err != nil {
@@ -349,9 +349,10 @@ func ValidThumbprint(s string) bool {
 	return err == nil && len(b) == sha256.Size && len(s) == 43
 }
 
-// compact reports whether s has the shape of the JWS Compact Serialization:
-// three base64url parts and nothing else.
-func compact(s string) bool {
+// Compact reports whether s has the shape of the JWS Compact Serialization,
+// the only one a JWT may use (RFC 7519 §7.2): three base64url parts and
+// nothing else (the JSON serialization, or whitespace anywhere, is refused).
+func Compact(s string) bool {
 	dots := 0
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {

@@ -9,11 +9,12 @@ import "strings"
 func Authorization(value string) (scheme, token string, ok bool) {
 	scheme, rest, _ := strings.Cut(strings.TrimSpace(value), " ")
 	token = strings.TrimLeft(rest, " ")
-	return scheme, token, token68(token)
+	return scheme, token, Token68(token)
 }
 
-// token68 is 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
-func token68(s string) bool {
+// Token68 reports whether s is a token68 (RFC 9110 §11.2; RFC 6750 §2.1's
+// b64token): 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func Token68(s string) bool {
 	body := strings.TrimRight(s, "=")
 	if body == "" {
 		return false

@@ -119,28 +119,10 @@ func (v *Verifier) credentials(r *http.Request) (string, bool, error) {
 		return "", false, errNoToken
 	}
 	token := strings.TrimLeft(rest, " ")
-	if !b64token(token) {
+	if !dpop.Token68(token) {
 		return "", false, &requestError{"malformed " + scheme + " credentials"}
 	}
 	return token, isDPoP, nil
-}
-
-// b64token reports whether s matches RFC 6750 §2.1's
-// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
-func b64token(s string) bool {
-	body := strings.TrimRight(s, "=")
-	if body == "" {
-		return false
-	}
-	for i := 0; i < len(body); i++ {
-		switch c := body[i]; {
-		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9',
-			c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // scopeToken reports whether s is a scope-token: 1*( %x21 / %x23-5B / %x5D-7E ),

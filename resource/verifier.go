@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/castellan-auth/castellan/dpop"
 )
 
 // DefaultLeeway is the clock skew allowed when Config.Leeway is zero.
@@ -250,7 +252,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 // verify does every local check except the one on "cnf", and reports whether
 // the token is bound to a key.
 func (v *Verifier) verify(ctx context.Context, token string) (*Claims, bool, error) {
-	if len(token) > maxTokenSize || !compact(token) {
+	if len(token) > maxTokenSize || !dpop.Compact(token) {
 		return nil, false, invalid("is not a JWT")
 	}
 	jws, err := jose.ParseSignedCompact(token, v.algs)
@@ -346,21 +348,4 @@ func accessTokenType(typ any) bool {
 	}
 	s = strings.ToLower(s)
 	return s == "at+jwt" || s == "application/at+jwt"
-}
-
-// compact reports whether token has the shape of the JWS Compact
-// Serialization, the only one a JWT may use (RFC 7519 §7.2): three base64url
-// parts. (The JSON serialization, or whitespace anywhere, is refused.)
-func compact(token string) bool {
-	dots := 0
-	for i := 0; i < len(token); i++ {
-		switch c := token[i]; {
-		case c == '.':
-			dots++
-		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
-		default:
-			return false
-		}
-	}
-	return dots == 2
 }
