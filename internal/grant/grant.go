@@ -28,6 +28,8 @@ type Store interface {
 // Sessions tells whether an SSO session is alive (session.Manager).
 type Sessions interface {
 	Alive(ctx context.Context, sid string) (bool, error)
+	// Live applies the same rules as Alive to a session already read.
+	Live(s storage.Session, now time.Time) bool
 }
 
 // Policy sets lifetimes.
@@ -228,7 +230,7 @@ func (s *Service) Refresh(ctx context.Context, r RefreshRequest) (Issued, error)
 	child := s.childOf(r.Token)
 	childHash := opaque.Hash(child)
 	out := Issued{RefreshToken: r.Token}
-	_, g, err := s.store.UseRefreshToken(ctx, opaque.Hash(r.Token), func(rt storage.RefreshToken, g storage.Grant) storage.RefreshDecision {
+	_, g, err := s.store.UseRefreshToken(ctx, opaque.Hash(r.Token), func(rt storage.RefreshToken, g storage.Grant, sess *storage.Session) storage.RefreshDecision {
 		reject := func(e error) storage.RefreshDecision {
 			return storage.RefreshDecision{Action: storage.RefreshReject, Err: e}
 		}
@@ -248,6 +250,11 @@ func (s *Service) Refresh(ctx context.Context, r RefreshRequest) (Issued, error)
 			return reject(invalidGrant("refresh token expired"))
 		case r.Scopes != nil && !oauth.Subset(r.Scopes, g.Scopes):
 			return reject(&oauth.Error{Code: oauth.ErrInvalidScope, Description: "a refresh cannot widen the scope of the grant"})
+		case g.SessionBound && (sess == nil || !s.sessions.Live(*sess, now)):
+			// A family bound to the SSO session dies with it, even if the
+			// sweeper has not noticed the session's expiry yet.
+			return storage.RefreshDecision{Action: storage.RefreshRevoke, RevokeAt: now,
+				Err: invalidGrant("the sign-in session of this grant has ended")}
 		}
 		out.Scopes = g.Scopes
 		if r.Scopes != nil {
@@ -276,20 +283,6 @@ func (s *Service) Refresh(ctx context.Context, r RefreshRequest) (Issued, error)
 	}
 	if err != nil {
 		return Issued{}, err
-	}
-	// A family bound to the SSO session dies with it, even if the sweeper has not
-	// noticed the session's expiry yet.
-	if g.SessionBound {
-		alive, err := s.sessions.Alive(ctx, g.SID)
-		if err != nil {
-			return Issued{}, err
-		}
-		if !alive {
-			if err := s.store.RevokeGrant(ctx, g.ID, now); err != nil {
-				return Issued{}, err
-			}
-			return Issued{}, invalidGrant("the sign-in session of this grant has ended")
-		}
 	}
 	out.Grant, out.Refreshed = g, true
 	out.AccessExpiry = minTime(now.Add(s.policy.AccessTTL), g.ExpiresAt)
@@ -342,28 +335,23 @@ func (s *Service) RevokeAccessToken(ctx context.Context, jti string, expiry time
 
 // AccessActive reports whether an (already verified, unexpired) access token
 // is still active: not revoked itself, its grant not revoked or expired, and
-// its session alive when the grant is bound to it.
+// its session alive when the grant is bound to it. Everything is read in one
+// storage round trip: introspection and userinfo call this on every request.
 func (s *Service) AccessActive(ctx context.Context, jti, grantID string) (bool, error) {
 	now := s.clock.Now()
-	revoked, err := s.store.Remembered(ctx, revokedAccessKey(jti), now)
-	if err != nil || revoked {
+	st, err := s.store.AccessState(ctx, revokedAccessKey(jti), grantID, now)
+	switch {
+	case err != nil:
 		return false, err
-	}
-	if grantID == "" {
-		return true, nil
-	}
-	g, err := s.store.GetGrant(ctx, grantID)
-	if errors.Is(err, storage.ErrNotFound) {
+	case st.Revoked:
 		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if !g.Active(now) {
+	case grantID == "":
+		return true, nil // no grant (client_credentials): only its own revocation counts
+	case st.Grant == nil, !st.Grant.Active(now):
 		return false, nil
-	}
-	if g.SessionBound {
-		return s.sessions.Alive(ctx, g.SID)
+	case st.Grant.SessionBound:
+		// A session that is gone (signed out, swept) is not alive either.
+		return st.Session != nil && s.sessions.Live(*st.Session, now), nil
 	}
 	return true, nil
 }

@@ -30,6 +30,12 @@ func (s *sessions) Alive(_ context.Context, sid string) (bool, error) {
 	return !s.dead[sid], nil
 }
 
+func (s *sessions) Live(x storage.Session, _ time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.dead[x.SID]
+}
+
 func (s *sessions) end(sid string) {
 	s.mu.Lock()
 	s.dead[sid] = true
@@ -306,11 +312,37 @@ func TestRefreshWithoutRotation(t *testing.T) {
 	}
 }
 
+// A session-bound family ends with its session, decided inside the refresh
+// transaction: the grant is revoked, nothing rotates, and a family not bound to
+// the session keeps refreshing.
+func TestRefreshAfterSessionEnded(t *testing.T) {
+	ctx := context.Background()
+	f := setup(t)
+	bound := first(t, f, f.spa, true)
+	offline := first(t, f, f.spa, false)
+	f.sessions.end(f.sid)
+
+	_, err := f.svc.Refresh(ctx, grant.RefreshRequest{Client: f.spa, Token: bound.RefreshToken, Rotate: true})
+	if errCode(err) != "invalid_grant" {
+		t.Fatalf("session-bound refresh after the session ended: got %v, want invalid_grant", err)
+	}
+	rec, err := f.svc.LookupRefresh(ctx, bound.RefreshToken)
+	must(t, err)
+	if rec.Active || rec.Grant.RevokedAt.IsZero() || !rec.Token.UsedAt.IsZero() {
+		t.Fatalf("after the refused refresh: active %v, grant revoked at %v, token used at %v; want the grant revoked and the token not rotated",
+			rec.Active, rec.Grant.RevokedAt, rec.Token.UsedAt)
+	}
+	if _, err := f.svc.Refresh(ctx, grant.RefreshRequest{Client: f.spa, Token: offline.RefreshToken, Rotate: true}); err != nil {
+		t.Fatalf("family not bound to the session: %v", err)
+	}
+}
+
 func TestAccessActive(t *testing.T) {
 	ctx := context.Background()
 	f := setup(t)
 	bound := first(t, f, f.spa, true)
 	offline := first(t, f, f.web, false)
+	other := first(t, f, f.web, false)
 	check := func(name, jti, grantID string, want bool) {
 		t.Helper()
 		got, err := f.svc.AccessActive(ctx, jti, grantID)
@@ -331,4 +363,37 @@ func TestAccessActive(t *testing.T) {
 	check("offline", "j3", offline.Grant.ID, true)
 	must(t, f.svc.RevokeGrant(ctx, offline.Grant.ID))
 	check("grant-revoked", "j3", offline.Grant.ID, false)
+	f.clock.Advance(policy.RefreshAbsolute)
+	check("grant-expired", "j4", other.Grant.ID, false)
+	check("client-credentials-later", "j4", "", true)
+}
+
+// sessionGone is a store on which every session has disappeared without its
+// grants being revoked. Storage revokes bound grants together with their
+// session, so this only happens if that ever changes; AccessActive must not
+// depend on it.
+type sessionGone struct{ *sqlstore.Store }
+
+func (s sessionGone) AccessState(ctx context.Context, revokedKey, grantID string, now time.Time) (storage.AccessState, error) {
+	st, err := s.Store.AccessState(ctx, revokedKey, grantID, now)
+	st.Session = nil
+	return st, err
+}
+
+func TestAccessActiveSessionGone(t *testing.T) {
+	ctx := context.Background()
+	f := setup(t)
+	bound := first(t, f, f.spa, true)
+	offline := first(t, f, f.web, false)
+	master, _ := seal.New(bytes.Repeat([]byte{5}, 32))
+	svc := grant.New(sessionGone{f.store}, f.sessions, f.clock, master, policy)
+	for _, c := range []struct {
+		name    string
+		grantID string
+		want    bool
+	}{{"session-bound", bound.Grant.ID, false}, {"not-bound", offline.Grant.ID, true}} {
+		if got, err := svc.AccessActive(ctx, "j1", c.grantID); err != nil || got != c.want {
+			t.Errorf("%s: got %v %v, want %v", c.name, got, err, c.want)
+		}
+	}
 }

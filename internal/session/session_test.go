@@ -127,6 +127,50 @@ func TestExpiryAndAnnouncement(t *testing.T) {
 	}
 }
 
+// Live is the rule Alive applies to the row it reads: live until the idle
+// timeout after the last activity, and never past the absolute timeout.
+func TestLiveAgreesWithAlive(t *testing.T) {
+	m, _, clk, uid := setup(t)
+	ctx := context.Background()
+	_, s, err := m.Start(ctx, uid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := clk.Now()
+	cases := []struct {
+		name       string
+		lastActive time.Duration // after start
+		at         time.Duration // after start
+		want       bool
+	}{
+		{"fresh", 0, 0, true},
+		{"idle-last-instant", 0, 30*time.Minute - time.Nanosecond, true},
+		{"idle-timeout", 0, 30 * time.Minute, false},
+		{"touched", 11*time.Hour + 50*time.Minute, 11*time.Hour + 59*time.Minute, true},
+		{"absolute-timeout", 11*time.Hour + 50*time.Minute, 12 * time.Hour, false},
+	}
+	for _, c := range cases {
+		x := s
+		x.LastActiveAt = start.Add(c.lastActive)
+		if got := m.Live(x, start.Add(c.at)); got != c.want {
+			t.Errorf("%s: Live = %v, want %v", c.name, got, c.want)
+		}
+	}
+	// Alive reads the row and applies the same rule at the manager's clock.
+	for _, c := range []struct {
+		at   time.Duration
+		want bool
+	}{{30*time.Minute - time.Nanosecond, true}, {30 * time.Minute, false}} {
+		clk.Set(start.Add(c.at))
+		if got, err := m.Alive(ctx, s.SID); err != nil || got != c.want {
+			t.Errorf("Alive after %v: got %v %v, want %v", c.at, got, err, c.want)
+		}
+	}
+	if got, err := m.Alive(ctx, "no-such-sid"); err != nil || got {
+		t.Errorf("Alive(unknown sid): got %v %v, want false", got, err)
+	}
+}
+
 func BenchmarkSessionLookup(b *testing.B) {
 	m, _, _, uid := setup(b)
 	ctx := context.Background()

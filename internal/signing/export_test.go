@@ -14,3 +14,16 @@ func (ks *Keyset) PrivateJWK(kid string) (jose.JSONWebKey, bool) {
 	}
 	return k.jwk, true
 }
+
+// VerifyUncached is Verify without the verification cache, for benchmarks.
+func (ks *Keyset) VerifyUncached(token string, allowed []string) ([]byte, string, error) {
+	v, err := ks.verify(token, allowed)
+	return v.payload, v.typ, err
+}
+
+// VerifyCacheLen is how many entries the verification cache holds.
+func (ks *Keyset) VerifyCacheLen() int { return ks.verified.len() }
+
+// SetVerifyCacheSize empties the verification cache and bounds each of its
+// generations to size entries, so a test can fill it quickly.
+func (ks *Keyset) SetVerifyCacheSize(size int) { ks.verified = newVerifyCache(size) }

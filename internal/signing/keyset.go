@@ -14,11 +14,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -63,6 +65,9 @@ type Keyset struct {
 	keys   map[string]*key // by kid
 	jwks   []byte          // published JWKS, rebuilt on change
 	signer map[signerKey]jose.Signer
+
+	// verified remembers tokens that verified (see verifyCache).
+	verified *verifyCache
 }
 
 type key struct {
@@ -80,7 +85,7 @@ type signerKey struct {
 // New returns an empty keyset; call Load (or Ensure) before use.
 func New(store Store, master *seal.Key, clk clock.Clock, p Policy, log *slog.Logger) *Keyset {
 	return &Keyset{store: store, master: master, clock: clk, policy: p, log: log,
-		keys: map[string]*key{}, signer: map[signerKey]jose.Signer{}}
+		keys: map[string]*key{}, signer: map[signerKey]jose.Signer{}, verified: newVerifyCache(verifyCacheSize)}
 }
 
 // Ensure loads the keys and creates a current key for every configured
@@ -300,7 +305,35 @@ func (ks *Keyset) Algorithms() []string { return ks.policy.Algorithms }
 // Verify checks a compact JWS signed by one of this keyset's published keys
 // with one of the allowed algorithms, and returns its payload and "typ" header.
 // It does not check claims.
+//
+// A token that verified once is remembered by the SHA-256 of its bytes (see
+// verifyCache): presented again, it is not parsed or checked again, but its key
+// must still be published and its algorithm allowed. The payload returned may
+// therefore be shared between callers and must not be modified.
 func (ks *Keyset) Verify(token string, allowed []string) ([]byte, string, error) {
+	// One hash per call: it is the lookup key and, on a miss, the key to store.
+	digest := tokenDigest(sha256.Sum256([]byte(token)))
+	if v, ok := ks.verified.get(digest); ok {
+		// The bytes verified before; only what may have changed since is checked.
+		if !slices.Contains(allowed, v.alg) {
+			return nil, "", errors.New("algorithm not allowed")
+		}
+		if _, err := ks.verifyingKey(v.kid, v.alg); err != nil {
+			return nil, "", err
+		}
+		return v.payload, v.typ, nil
+	}
+	v, err := ks.verify(token, allowed)
+	if err != nil {
+		return nil, "", err // never cached
+	}
+	ks.verified.put(digest, v)
+	return v.payload, v.typ, nil
+}
+
+// verify is Verify without the cache: it parses the token and checks its
+// header and signature.
+func (ks *Keyset) verify(token string, allowed []string) (verified, error) {
 	algs := make([]jose.SignatureAlgorithm, 0, len(allowed))
 	for _, a := range allowed {
 		algs = append(algs, jose.SignatureAlgorithm(a))
@@ -308,35 +341,47 @@ func (ks *Keyset) Verify(token string, allowed []string) ([]byte, string, error)
 	// Compact serialization only: the JSON forms carry unprotected headers.
 	jws, err := jose.ParseSignedCompact(token, algs)
 	if err != nil {
-		return nil, "", err
+		return verified{}, err
 	}
 	if len(jws.Signatures) != 1 {
-		return nil, "", errors.New("want exactly one signature")
+		return verified{}, errors.New("want exactly one signature")
 	}
 	h := jws.Signatures[0].Protected
 	// RFC 7515 §4.1.11: Castellan understands no extension, so a token naming
 	// one critical is refused. go-jose would accept crit ["b64"] (RFC 7797,
 	// unencoded payload); a token we issued never has either header.
 	if _, ok := h.ExtraHeaders["crit"]; ok {
-		return nil, "", errors.New("critical header not understood")
+		return verified{}, errors.New("critical header not understood")
 	}
 	if _, ok := h.ExtraHeaders["b64"]; ok {
-		return nil, "", errors.New("b64 header not allowed")
+		return verified{}, errors.New("b64 header not allowed")
 	}
-	ks.mu.RLock()
-	k, ok := ks.keys[h.KeyID]
-	ks.mu.RUnlock()
-	now := ks.clock.Now()
-	if !ok || (!k.rec.ExpiresAt.IsZero() && !now.Before(k.rec.ExpiresAt)) {
-		return nil, "", errors.New("unknown signing key")
-	}
-	if string(k.alg) != h.Algorithm {
-		return nil, "", errors.New("algorithm does not match the key")
+	k, err := ks.verifyingKey(h.KeyID, h.Algorithm)
+	if err != nil {
+		return verified{}, err
 	}
 	payload, err := jws.Verify(k.pub)
 	if err != nil {
-		return nil, "", err
+		return verified{}, err
 	}
 	typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
-	return payload, typ, nil
+	return verified{payload: payload, typ: typ, kid: h.KeyID, alg: h.Algorithm}, nil
+}
+
+// verifyingKey returns the key that may verify a token whose header names kid
+// and alg: one of ours, still published (not expired), of that algorithm.
+// Keys are named by the RFC 7638 thumbprint of their public key (newKey), so a
+// kid cannot come to name other key material while a token is cached.
+func (ks *Keyset) verifyingKey(kid, alg string) (*key, error) {
+	ks.mu.RLock()
+	k, ok := ks.keys[kid]
+	ks.mu.RUnlock()
+	now := ks.clock.Now()
+	if !ok || (!k.rec.ExpiresAt.IsZero() && !now.Before(k.rec.ExpiresAt)) {
+		return nil, errors.New("unknown signing key")
+	}
+	if string(k.alg) != alg {
+		return nil, errors.New("algorithm does not match the key")
+	}
+	return k, nil
 }

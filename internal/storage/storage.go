@@ -137,8 +137,10 @@ type RefreshDecision struct {
 }
 
 // RefreshFunc decides what to do with a presented refresh token, inside the
-// transaction that applies the decision. It must do no I/O.
-type RefreshFunc func(RefreshToken, Grant) RefreshDecision
+// transaction that applies the decision. It must do no I/O. It is given the
+// token, its grant and the SSO session the grant names, read together in that
+// transaction (the session is nil if the grant names none or it no longer exists).
+type RefreshFunc func(RefreshToken, Grant, *Session) RefreshDecision
 
 // Grants stores grants and their refresh-token families.
 type Grants interface {
@@ -155,6 +157,25 @@ type Grants interface {
 	// applies the decision atomically. It returns the token presented and its grant.
 	UseRefreshToken(ctx context.Context, hash []byte, decide RefreshFunc) (RefreshToken, Grant, error)
 	ListGrantsByUser(ctx context.Context, userID string) ([]Grant, error)
+	// AccessState reads, in one round trip, everything that decides whether a
+	// JWT access token is still active: whether revokedKey is remembered in
+	// the replay cache and not expired at now (the token itself was revoked),
+	// the grant called grantID, and the session that grant names. grantID ""
+	// (a token without a grant, e.g. client_credentials) reads only the
+	// revocation. A missing grant or session is not an error: it is left nil.
+	AccessState(ctx context.Context, revokedKey, grantID string, now time.Time) (AccessState, error)
+}
+
+// AccessState is what storage knows about a JWT access token (Grants.AccessState).
+// It records facts; the grant domain decides what they mean.
+type AccessState struct {
+	// Revoked says the token's own revocation is remembered.
+	Revoked bool
+	// Grant is the token's grant; nil without one or when it no longer exists.
+	Grant *Grant
+	// Session is the SSO session Grant.SID names; nil if the grant names
+	// none or the session no longer exists (signed out, expired and swept).
+	Session *Session
 }
 
 // SigningKeys stores JOSE signing keys.

@@ -62,7 +62,9 @@ func openSQLite(path string, opts Options) (*Store, error) {
 		r.Close()
 		return nil, err
 	}
-	return &Store{flavor: flavorSQLite, w: w, r: r, locks: locks}, nil
+	s := &Store{flavor: flavorSQLite, w: w, r: r, locks: locks}
+	s.commit = newCommitter(s)
+	return s, nil
 }
 
 // uriPath escapes what SQLite's URI filenames would otherwise read as the

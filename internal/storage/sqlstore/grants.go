@@ -44,6 +44,38 @@ func scanRefreshWithGrant(row interface{ Scan(...any) error }) (storage.RefreshT
 	return r, g, err
 }
 
+// refreshForUse is refreshWithGrant with the session the grant names, which
+// decides whether a session-bound family may still refresh: one read in the
+// refresh transaction instead of a second round trip after it. Only the token
+// and grant rows are locked; PostgreSQL cannot lock the nullable side of an
+// outer join, and a session that ends meanwhile ends the family at its next
+// refresh.
+const refreshForUse = `SELECT r.hash, r.grant_id, r.generation, r.created_at, r.expires_at, r.used_at, r.child_hash,
+	g.id, g.client_id, g.user_id, g.sid, g.session_bound, g.scopes, g.auth_time, g.amr, g.dpop_jkt, g.created_at, g.expires_at, g.revoked_at,
+	s.id_hash, s.sid, s.user_id, s.auth_time, s.amr, s.created_at, s.last_active_at, s.expires_at
+	FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id
+	LEFT JOIN sessions s ON s.sid = g.sid AND g.sid <> ''
+	WHERE r.hash = ?`
+
+func scanRefreshForUse(row interface{ Scan(...any) error }) (storage.RefreshToken, storage.Grant, *storage.Session, error) {
+	var x nullSession
+	var sess *storage.Session
+	r, g, err := scanRefreshWithGrant(scanFirst{row: row, rest: x.dest()})
+	if err == nil {
+		sess = x.session()
+	}
+	return r, g, sess, err
+}
+
+// scanFirst lets a scanner of the leading columns read a row that has more:
+// the extra destinations are appended to its Scan.
+type scanFirst struct {
+	row  interface{ Scan(...any) error }
+	rest []any
+}
+
+func (f scanFirst) Scan(dest ...any) error { return f.row.Scan(append(dest, f.rest...)...) }
+
 func (s *Store) CreateGrant(ctx context.Context, g storage.Grant, rt *storage.RefreshToken) error {
 	return s.inTx(ctx, func(t *tx) error { return t.createGrant(g, rt) })
 }
@@ -118,12 +150,17 @@ func (s *Store) UseRefreshToken(ctx context.Context, hash []byte, decide storage
 	var r storage.RefreshToken
 	var g storage.Grant
 	err := s.inTx(ctx, func(t *tx) error {
+		lock := ""
+		if t.s.flavor == flavorPostgres {
+			lock = " FOR UPDATE OF r, g"
+		}
 		var err error
-		r, g, err = scanRefreshWithGrant(t.queryRow(refreshWithGrant+t.s.forUpdate(), hash))
+		var sess *storage.Session
+		r, g, sess, err = scanRefreshForUse(t.queryRow(refreshForUse+lock, hash))
 		if err != nil {
 			return t.s.mapErr(err)
 		}
-		d := decide(r, g)
+		d := decide(r, g, sess)
 		switch d.Action {
 		case storage.RefreshRotate:
 			if d.Next == nil || d.Next.GrantID != g.ID {

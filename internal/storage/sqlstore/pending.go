@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	"github.com/castellan-auth/castellan/internal/storage"
@@ -30,6 +31,10 @@ func (s *Store) GetPendingRequest(ctx context.Context, idHash []byte, now time.T
 
 func (s *Store) ConsumePendingRequest(ctx context.Context, idHash []byte, now time.Time) (storage.PendingRequest, error) {
 	// One DELETE … RETURNING: of two concurrent consumers exactly one gets the row.
-	p, err := scanPending(s.w.QueryRowContext(ctx, s.q(`DELETE FROM pending_requests WHERE id_hash = ? AND expires_at > ? RETURNING `+pendingColumns), idHash, ts(now)))
-	return p, s.mapErr(err)
+	var p storage.PendingRequest
+	err := s.writeRow(ctx, func(row *sql.Row) (err error) {
+		p, err = scanPending(row)
+		return err
+	}, `DELETE FROM pending_requests WHERE id_hash = ? AND expires_at > ? RETURNING `+pendingColumns, idHash, ts(now))
+	return p, err
 }

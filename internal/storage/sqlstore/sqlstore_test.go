@@ -206,7 +206,7 @@ func TestRefreshRefusalFailsClosed(t *testing.T) {
 		{Action: storage.RefreshAction(99)},
 		{Action: storage.RefreshRevoke, RevokeAt: now},
 	} {
-		_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant) storage.RefreshDecision { return d })
+		_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision { return d })
 		if err == nil {
 			t.Errorf("UseRefreshToken(action %d, no Err): got nil error, want one", d.Action)
 		}

@@ -68,6 +68,10 @@ type Store struct {
 
 	// prepared holds SQLite's prepared statements, one cache per pool.
 	prepared [2]stmtCache
+
+	// commit runs SQLite's write transactions in batches (nil for PostgreSQL,
+	// whose connections write side by side).
+	commit *committer
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -138,6 +142,9 @@ func redactDSN(dsn string) string {
 
 // Close releases the connections.
 func (s *Store) Close() error {
+	if s.commit != nil {
+		s.commit.close()
+	}
 	err := s.w.Close()
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
@@ -190,13 +197,29 @@ func (s *Store) forUpdate() string {
 	return ""
 }
 
+// exec runs one write statement outside any transaction of the caller's. On
+// SQLite it joins the committer's next batch, as a transaction of its own.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if st := s.stmt(ctx, poolWrite, query); st != nil {
-		res, err := st.ExecContext(ctx, args...)
-		return res, s.mapErr(err)
+	if s.commit != nil {
+		var res sql.Result
+		err := s.commit.do(ctx, func(t *tx) error {
+			var err error
+			res, err = t.exec(query, args...)
+			return err
+		})
+		return res, err
 	}
 	res, err := s.w.ExecContext(ctx, s.q(query), args...)
 	return res, s.mapErr(err)
+}
+
+// writeRow runs one write statement that returns a row (… RETURNING) and
+// scans it, like exec.
+func (s *Store) writeRow(ctx context.Context, scan func(*sql.Row) error, query string, args ...any) error {
+	if s.commit != nil {
+		return s.commit.do(ctx, func(t *tx) error { return t.s.mapErr(scan(t.queryRow(query, args...))) })
+	}
+	return s.mapErr(scan(s.w.QueryRowContext(ctx, s.q(query), args...)))
 }
 
 func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
@@ -272,8 +295,13 @@ func (t *tx) txStmt(query string) *sql.Stmt {
 }
 
 // inTx runs fn in one write transaction, committing only if fn returns nil or an
-// error wrapped by keepErr (a decision that must still be stored).
+// error wrapped by keepErr (a decision that must still be stored). On SQLite
+// the committer runs it, perhaps beside others in one commit (commit.go);
+// either way fn's writes are committed when inTx returns nil or a keepErr's error.
 func (s *Store) inTx(ctx context.Context, fn func(tx *tx) error) error {
+	if s.commit != nil {
+		return s.commit.do(ctx, fn)
+	}
 	sqlTx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return s.mapErr(err)

@@ -123,11 +123,52 @@ func child(rt storage.RefreshToken, name string) storage.RefreshToken {
 
 // decision returns a RefreshFunc that records what it saw and answers d.
 func decision(seenR *storage.RefreshToken, seenG *storage.Grant, d storage.RefreshDecision) storage.RefreshFunc {
-	return func(r storage.RefreshToken, g storage.Grant) storage.RefreshDecision {
+	return func(r storage.RefreshToken, g storage.Grant, _ *storage.Session) storage.RefreshDecision {
 		*seenR, *seenG = r, g
 		return d
 	}
 }
+
+// The RefreshFunc gets the session the grant names, read in its transaction,
+// and nil once that session is gone or for a grant that names none.
+func testRefreshSeesSession(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	f := setup(t, s, "a")
+	bound := newGrant("bound", f.client.ID, "a", f.session.SID)
+	boundRT := newRefresh("bound", "rt-bound", 0)
+	mustCreateGrant(t, s, bound, &boundRT)
+	offline := newGrant("offline", f.client.ID, "a", "")
+	offline.SessionBound = false
+	offlineRT := newRefresh("offline", "rt-offline", 0)
+	mustCreateGrant(t, s, offline, &offlineRT)
+
+	seen := func(name string, hash []byte) *storage.Session {
+		t.Helper()
+		var got *storage.Session
+		_, _, err := s.UseRefreshToken(ctx, hash, func(_ storage.RefreshToken, _ storage.Grant, x *storage.Session) storage.RefreshDecision {
+			got = x
+			return storage.RefreshDecision{Action: storage.RefreshReject, Err: errSeen}
+		})
+		wantErr(t, "UseRefreshToken("+name+")", err, errSeen)
+		return got
+	}
+	if got := seen("session-bound", boundRT.Hash); got == nil {
+		t.Errorf("session-bound grant: RefreshFunc got no session, want %q", f.session.SID)
+	} else {
+		wantEqual(t, "session seen by RefreshFunc", *got, f.session)
+	}
+	if got := seen("no session", offlineRT.Hash); got != nil {
+		t.Errorf("grant naming no session: RefreshFunc got session %q, want nil", got.SID)
+	}
+	if _, err := s.DeleteSession(ctx, f.session.IDHash, t0.Add(time.Hour)); err != nil {
+		t.Fatalf("DeleteSession: %v", err)
+	}
+	if got := seen("session deleted", boundRT.Hash); got != nil {
+		t.Errorf("session deleted: RefreshFunc got session %q, want nil", got.SID)
+	}
+}
+
+var errSeen = errors.New("seen")
 
 // wantUnchanged checks that a token and its grant are still as given.
 func wantUnchanged(t *testing.T, s storage.Storage, rt storage.RefreshToken, g storage.Grant) {
@@ -139,7 +180,7 @@ func wantUnchanged(t *testing.T, s storage.Storage, rt storage.RefreshToken, g s
 
 func testRefreshUnknown(t *testing.T, s storage.Storage) {
 	refreshFixture(t, s)
-	_, _, err := s.UseRefreshToken(t.Context(), h("nope"), func(storage.RefreshToken, storage.Grant) storage.RefreshDecision {
+	_, _, err := s.UseRefreshToken(t.Context(), h("nope"), func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
 		t.Errorf("RefreshFunc called for an unknown token, want not called")
 		return storage.RefreshDecision{Action: storage.RefreshKeep}
 	})
@@ -201,7 +242,7 @@ func testRefreshRotateFailure(t *testing.T, s storage.Storage) {
 		{"child of another grant", &wrongGrant, nil},
 		{"child hash taken", &taken, storage.ErrConflict},
 	} {
-		_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant) storage.RefreshDecision {
+		_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
 			return storage.RefreshDecision{Action: storage.RefreshRotate, Next: tc.next}
 		})
 		switch {
@@ -222,7 +263,7 @@ func testRefreshKeep(t *testing.T, s storage.Storage) {
 	g, rt := refreshFixture(t, s)
 
 	// Without Next nothing changes.
-	_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant) storage.RefreshDecision {
+	_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
 		return storage.RefreshDecision{Action: storage.RefreshKeep}
 	})
 	wantErr(t, "UseRefreshToken(keep)", err, nil)
@@ -232,7 +273,7 @@ func testRefreshKeep(t *testing.T, s storage.Storage) {
 	ext := rt
 	ext.ExpiresAt = rt.ExpiresAt.Add(6*time.Hour + time.Nanosecond)
 	for range 2 {
-		_, _, err = s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant) storage.RefreshDecision {
+		_, _, err = s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
 			return storage.RefreshDecision{Action: storage.RefreshKeep, Next: &storage.RefreshToken{ExpiresAt: ext.ExpiresAt}}
 		})
 		wantErr(t, "UseRefreshToken(keep, extend)", err, nil)
@@ -244,7 +285,7 @@ func testRefreshReturnChild(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
 	g, rt := refreshFixture(t, s)
 	next := child(rt, "rt1")
-	_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant) storage.RefreshDecision {
+	_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
 		return storage.RefreshDecision{Action: storage.RefreshRotate, Next: &next}
 	})
 	wantErr(t, "UseRefreshToken(rotate)", err, nil)
@@ -252,7 +293,7 @@ func testRefreshReturnChild(t *testing.T, s storage.Storage) {
 
 	// Within the grace window the parent is presented again: the caller gets the
 	// stored child's hash back, and nothing changes.
-	r, rg, err := s.UseRefreshToken(ctx, rt.Hash, func(r storage.RefreshToken, _ storage.Grant) storage.RefreshDecision {
+	r, rg, err := s.UseRefreshToken(ctx, rt.Hash, func(r storage.RefreshToken, _ storage.Grant, _ *storage.Session) storage.RefreshDecision {
 		return storage.RefreshDecision{Action: storage.RefreshReturnChild}
 	})
 	wantErr(t, "UseRefreshToken(return child)", err, nil)
@@ -267,7 +308,7 @@ func testRefreshReject(t *testing.T, s storage.Storage) {
 	g, rt := refreshFixture(t, s)
 	errExpired := errors.New("refresh token expired")
 	next := child(rt, "rt1")
-	_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant) storage.RefreshDecision {
+	_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
 		// Next and RevokeAt are ignored on reject.
 		return storage.RefreshDecision{Action: storage.RefreshReject, Err: errExpired, Next: &next, RevokeAt: t0}
 	})
@@ -283,7 +324,7 @@ func testRefreshRevoke(t *testing.T, s storage.Storage) {
 	g, rt := refreshFixture(t, s)
 	errReuse := errors.New("refresh token reused")
 	revokeAt := t0.Add(3*time.Hour + time.Nanosecond)
-	_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant) storage.RefreshDecision {
+	_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
 		return storage.RefreshDecision{Action: storage.RefreshRevoke, RevokeAt: revokeAt, Err: errReuse}
 	})
 	wantErr(t, "UseRefreshToken(revoke)", err, errReuse)
@@ -317,7 +358,7 @@ func testRefreshConcurrentRotation(t *testing.T, s storage.Storage) {
 		children[i] = child(rt, fmt.Sprintf("rt1-%d", i))
 	}
 	errs := concurrently(s, concurrency, func(i int) error {
-		_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(r storage.RefreshToken, _ storage.Grant) storage.RefreshDecision {
+		_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(r storage.RefreshToken, _ storage.Grant, _ *storage.Session) storage.RefreshDecision {
 			if !r.UsedAt.IsZero() {
 				return storage.RefreshDecision{Action: storage.RefreshReject, Err: errUsed}
 			}

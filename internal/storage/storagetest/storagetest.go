@@ -76,6 +76,7 @@ var cases = []struct {
 	{"grants/create-is-atomic", testGrantsCreateAtomic},
 	{"grants/revoke", testGrantsRevoke},
 	{"grants/list-by-user", testGrantsListByUser},
+	{"grants/access-state", testGrantsAccessState},
 
 	{"refresh/unknown-not-found", testRefreshUnknown},
 	{"refresh/rotate", testRefreshRotate},
@@ -85,6 +86,7 @@ var cases = []struct {
 	{"refresh/reject", testRefreshReject},
 	{"refresh/revoke-commits-and-returns-error", testRefreshRevoke},
 	{"refresh/decide-sees-grant-state", testRefreshSeesGrant},
+	{"refresh/decide-sees-session", testRefreshSeesSession},
 	{"refresh/concurrent-rotation-one-winner", testRefreshConcurrentRotation},
 
 	{"keys/create-list-update-delete", testKeys},

@@ -1,0 +1,180 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// SQLite lets one connection write at a time, so every write of a Store on
+// SQLite queues for its single writer connection. Handing that connection
+// from one request's goroutine to the next costs a scheduler round trip per
+// transaction, and on a busy server the goroutine that gets it next may wait
+// behind every other runnable one: the writer sat idle most of the time while
+// requests queued for it.
+//
+// The committer is the group commit that fixes this. One goroutine runs every
+// write transaction. It takes the transactions waiting at that moment (up to
+// maxBatch) and runs them one after the other in one database transaction,
+// each inside a savepoint of its own, and commits them together. Each caller
+// gets its answer only after that commit, so a caller that hears "done" holds
+// exactly what it held before: its writes are committed. Running them one after
+// the other keeps the isolation of one writer at a time: each sees what the
+// ones before it wrote, as if they had committed in that order. A transaction
+// that fails is rolled back to its savepoint and the others commit; a failed
+// commit fails every one of them. Under light load a batch is one transaction
+// and nothing waits for company.
+type committer struct {
+	s *Store
+	// queue is unbuffered: a send completes only when the committer has taken
+	// the request, which then always gets an answer.
+	queue     chan *writeRequest
+	stop      chan struct{}
+	stopped   chan struct{}
+	closeOnce sync.Once
+}
+
+// maxBatch bounds the transactions committed together, so that the first
+// one's caller does not wait behind an unbounded queue.
+const maxBatch = 64
+
+type writeRequest struct {
+	ctx  context.Context
+	fn   func(*tx) error
+	done chan error
+}
+
+var errStoreClosed = errors.New("storage closed")
+
+func newCommitter(s *Store) *committer {
+	c := &committer{s: s, queue: make(chan *writeRequest), stop: make(chan struct{}), stopped: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+// do runs fn in a write transaction and returns when it has committed (nil,
+// or the error of a keepErr) or been rolled back (its error). A caller whose
+// context ends while it waits for its turn is not run; once taken, a
+// transaction runs to its end: interrupting SQLite inside a statement would
+// roll back the whole batch.
+func (c *committer) do(ctx context.Context, fn func(*tx) error) error {
+	r := &writeRequest{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case c.queue <- r:
+		return <-r.done
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.stop:
+		return errStoreClosed
+	}
+}
+
+func (c *committer) close() {
+	c.closeOnce.Do(func() {
+		close(c.stop)
+		<-c.stopped
+	})
+}
+
+func (c *committer) run() {
+	defer close(c.stopped)
+	batch := make([]*writeRequest, 0, maxBatch)
+	for {
+		select {
+		case r := <-c.queue:
+			batch = append(batch[:0], r)
+		case <-c.stop:
+			return
+		}
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-c.queue:
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		c.commit(batch)
+		clear(batch) // drop the requests' closures until the next batch
+	}
+}
+
+// Savepoint statements, named once: the savepoint is released or rolled back
+// before the next transaction of the batch takes it again.
+const (
+	savepoint         = `SAVEPOINT batched`
+	releaseSavepoint  = `RELEASE batched`
+	rollbackSavepoint = `ROLLBACK TO batched`
+)
+
+// commit runs the batch in one transaction and answers every request.
+func (c *committer) commit(batch []*writeRequest) {
+	ctx := context.Background()
+	errs := make([]error, len(batch))
+	// written marks the requests whose writes stand and so share the commit's fate.
+	written := make([]bool, len(batch))
+	answer := func(failAll error) {
+		for i, r := range batch {
+			if failAll != nil && (written[i] || errs[i] == nil) {
+				errs[i] = failAll
+			}
+			r.done <- errs[i]
+		}
+	}
+	sqlTx, err := c.s.w.BeginTx(ctx, nil)
+	if err != nil {
+		answer(c.s.mapErr(err))
+		return
+	}
+	t := &tx{s: c.s, tx: sqlTx, ctx: ctx}
+	// A batch of one needs no savepoint: its failure rolls back the transaction.
+	alone := len(batch) == 1
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if !alone {
+			if _, err := t.exec(savepoint); err != nil {
+				sqlTx.Rollback()
+				answer(err)
+				return
+			}
+		}
+		ferr := r.fn(t)
+		var keep *keepErr
+		switch {
+		case ferr == nil:
+			written[i] = true
+		case errors.As(ferr, &keep):
+			errs[i], written[i] = keep.err, true
+		default:
+			errs[i] = ferr
+			if alone {
+				sqlTx.Rollback()
+				answer(nil)
+				return
+			}
+			if _, err := t.exec(rollbackSavepoint); err != nil {
+				// SQLite rolls a whole transaction back on some errors
+				// (I/O, full disk): nothing of the batch stands.
+				sqlTx.Rollback()
+				answer(err)
+				return
+			}
+		}
+		if !alone {
+			if _, err := t.exec(releaseSavepoint); err != nil {
+				sqlTx.Rollback()
+				answer(err)
+				return
+			}
+		}
+	}
+	if err := sqlTx.Commit(); err != nil {
+		answer(c.s.mapErr(err))
+		return
+	}
+	answer(nil)
+}
