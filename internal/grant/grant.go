@@ -115,6 +115,9 @@ type Issued struct {
 	// Disabling or deleting a user revokes or deletes their grants in one
 	// transaction, so the user was allowed to sign in at that moment.
 	Refreshed bool
+	// User is the grant's user as read with the refresh token (nil when the
+	// grant was not refreshed: read it).
+	User *storage.User
 }
 
 // Redemption is a token request with grant_type=authorization_code.
@@ -230,7 +233,7 @@ func (s *Service) Refresh(ctx context.Context, r RefreshRequest) (Issued, error)
 	child := s.childOf(r.Token)
 	childHash := opaque.Hash(child)
 	out := Issued{RefreshToken: r.Token}
-	_, g, err := s.store.UseRefreshToken(ctx, opaque.Hash(r.Token), func(rt storage.RefreshToken, g storage.Grant, sess *storage.Session) storage.RefreshDecision {
+	_, g, u, err := s.store.UseRefreshToken(ctx, opaque.Hash(r.Token), func(rt storage.RefreshToken, g storage.Grant, sess *storage.Session) storage.RefreshDecision {
 		reject := func(e error) storage.RefreshDecision {
 			return storage.RefreshDecision{Action: storage.RefreshReject, Err: e}
 		}
@@ -284,7 +287,7 @@ func (s *Service) Refresh(ctx context.Context, r RefreshRequest) (Issued, error)
 	if err != nil {
 		return Issued{}, err
 	}
-	out.Grant, out.Refreshed = g, true
+	out.Grant, out.Refreshed, out.User = g, true, &u
 	out.AccessExpiry = minTime(now.Add(s.policy.AccessTTL), g.ExpiresAt)
 	return out, nil
 }

@@ -136,10 +136,11 @@ type RefreshDecision struct {
 	Err error
 }
 
-// RefreshFunc decides what to do with a presented refresh token, inside the
-// transaction that applies the decision. It must do no I/O. It is given the
-// token, its grant and the SSO session the grant names, read together in that
-// transaction (the session is nil if the grant names none or it no longer exists).
+// RefreshFunc decides what to do with a presented refresh token. It is given
+// the token, its grant and the SSO session the grant names, read together (the
+// session is nil if the grant names none or it no longer exists). It must do no
+// I/O, and may be called again if the token changed before its decision was
+// applied (see Grants.UseRefreshToken).
 type RefreshFunc func(RefreshToken, Grant, *Session) RefreshDecision
 
 // Grants stores grants and their refresh-token families.
@@ -153,9 +154,14 @@ type Grants interface {
 	RevokeGrant(ctx context.Context, id string, now time.Time) error
 	// GetRefreshToken returns the token with its grant.
 	GetRefreshToken(ctx context.Context, hash []byte) (RefreshToken, Grant, error)
-	// UseRefreshToken locks the token and its grant, asks decide what to do, and
-	// applies the decision atomically. It returns the token presented and its grant.
-	UseRefreshToken(ctx context.Context, hash []byte, decide RefreshFunc) (RefreshToken, Grant, error)
+	// UseRefreshToken reads the token, its grant and the grant's session, asks
+	// decide what to do, and applies the decision atomically, only if the token
+	// and grant are still as decide saw them: a use that races with another is
+	// decided again on what the other left, so decide may be called more than
+	// once and only its last answer counts. It returns the token presented, its
+	// grant and the grant's user as last read (the user for the claims of a
+	// refreshed ID token, without another round trip).
+	UseRefreshToken(ctx context.Context, hash []byte, decide RefreshFunc) (RefreshToken, Grant, User, error)
 	ListGrantsByUser(ctx context.Context, userID string) ([]Grant, error)
 	// AccessState reads, in one round trip, everything that decides whether a
 	// JWT access token is still active: whether revokedKey is remembered in

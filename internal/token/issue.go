@@ -22,11 +22,14 @@ func (e *Endpoint) respond(ctx context.Context, c storage.Client, is grant.Issue
 	// The person must still be allowed to sign in. Disabling a user revokes
 	// their grants, but a code issued before that (and redeemed within its
 	// minute) would start a new grant, not bound to any session, after it. A
-	// refresh found its grant active, which proves it (grant.Issued.Refreshed):
-	// it reads the user only for the claims of the ID token.
+	// refresh found its grant active, which proves it (grant.Issued.Refreshed),
+	// and read the user with it for the claims of the ID token.
 	var u storage.User
 	var err error
-	if !is.Refreshed || oauth.Contains(g.Scopes, oauth.ScopeOpenID) && needsUserClaims(is.Scopes) {
+	switch {
+	case is.User != nil:
+		u = *is.User
+	case !is.Refreshed || oauth.Contains(g.Scopes, oauth.ScopeOpenID) && needsUserClaims(is.Scopes):
 		u, err = e.Users.GetUser(ctx, g.UserID)
 	}
 	if errors.Is(err, storage.ErrNotFound) || err == nil && u.Disabled {

@@ -77,7 +77,7 @@ func BenchmarkStorage(b *testing.B) {
 				for b.Loop() {
 					i++
 					next := digest(b.Name(), i)
-					_, _, err := s.UseRefreshToken(ctx, cur, func(rt storage.RefreshToken, g storage.Grant, _ *storage.Session) storage.RefreshDecision {
+					_, _, _, err := s.UseRefreshToken(ctx, cur, func(rt storage.RefreshToken, g storage.Grant, _ *storage.Session) storage.RefreshDecision {
 						return storage.RefreshDecision{Action: storage.RefreshRotate, Next: &storage.RefreshToken{
 							Hash: next, GrantID: g.ID, Generation: rt.Generation + 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}}
 					})

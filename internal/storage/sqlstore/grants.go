@@ -45,26 +45,35 @@ func scanRefreshWithGrant(row interface{ Scan(...any) error }) (storage.RefreshT
 }
 
 // refreshForUse is refreshWithGrant with the session the grant names, which
-// decides whether a session-bound family may still refresh: one read in the
-// refresh transaction instead of a second round trip after it. Only the token
-// and grant rows are locked; PostgreSQL cannot lock the nullable side of an
-// outer join, and a session that ends meanwhile ends the family at its next
-// refresh.
+// decides whether a session-bound family may still refresh, and the user, whose
+// claims go into the refreshed ID token: all read with the token instead of in
+// more round trips after the rotation. Every grant has its user (a foreign key).
 const refreshForUse = `SELECT r.hash, r.grant_id, r.generation, r.created_at, r.expires_at, r.used_at, r.child_hash,
 	g.id, g.client_id, g.user_id, g.sid, g.session_bound, g.scopes, g.auth_time, g.amr, g.dpop_jkt, g.created_at, g.expires_at, g.revoked_at,
-	s.id_hash, s.sid, s.user_id, s.auth_time, s.amr, s.created_at, s.last_active_at, s.expires_at
-	FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id
+	s.id_hash, s.sid, s.user_id, s.auth_time, s.amr, s.created_at, s.last_active_at, s.expires_at,
+	u.id, u.username, u.password_hash, u.email, u.email_verified, u.name, u.given_name, u.family_name, u.disabled, u.created_at, u.updated_at
+	FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id JOIN users u ON u.id = g.user_id
 	LEFT JOIN sessions s ON s.sid = g.sid AND g.sid <> ''
 	WHERE r.hash = ?`
 
-func scanRefreshForUse(row interface{ Scan(...any) error }) (storage.RefreshToken, storage.Grant, *storage.Session, error) {
+// refreshRead is what refreshForUse reads.
+type refreshRead struct {
+	token   storage.RefreshToken
+	grant   storage.Grant
+	session *storage.Session
+	user    storage.User
+}
+
+func scanRefreshForUse(row interface{ Scan(...any) error }) (refreshRead, error) {
 	var x nullSession
-	var sess *storage.Session
-	r, g, err := scanRefreshWithGrant(scanFirst{row: row, rest: x.dest()})
+	var u userDest
+	var out refreshRead
+	var err error
+	out.token, out.grant, err = scanRefreshWithGrant(scanFirst{row: row, rest: append(x.dest(), u.dest()...)})
 	if err == nil {
-		sess = x.session()
+		out.session, out.user = x.session(), u.user()
 	}
-	return r, g, sess, err
+	return out, err
 }
 
 // scanFirst lets a scanner of the leading columns read a row that has more:
@@ -146,21 +155,20 @@ func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (storage.Refre
 // errRejected stands in when a RefreshFunc rejects a token without saying why.
 var errRejected = errors.New("refresh token rejected")
 
-func (s *Store) UseRefreshToken(ctx context.Context, hash []byte, decide storage.RefreshFunc) (storage.RefreshToken, storage.Grant, error) {
-	var r storage.RefreshToken
-	var g storage.Grant
+func (s *Store) UseRefreshToken(ctx context.Context, hash []byte, decide storage.RefreshFunc) (storage.RefreshToken, storage.Grant, storage.User, error) {
+	if s.flavor == flavorPostgres {
+		return s.useRefreshCompareAndSet(ctx, hash, decide)
+	}
+	// SQLite: the write transaction is exclusive, so the read needs no lock.
+	var read refreshRead
 	err := s.inTx(ctx, func(t *tx) error {
-		lock := ""
-		if t.s.flavor == flavorPostgres {
-			lock = " FOR UPDATE OF r, g"
-		}
 		var err error
-		var sess *storage.Session
-		r, g, sess, err = scanRefreshForUse(t.queryRow(refreshForUse+lock, hash))
+		read, err = scanRefreshForUse(t.queryRow(refreshForUse, hash))
 		if err != nil {
 			return t.s.mapErr(err)
 		}
-		d := decide(r, g, sess)
+		r, g := read.token, read.grant
+		d := decide(r, g, read.session)
 		switch d.Action {
 		case storage.RefreshRotate:
 			if d.Next == nil || d.Next.GrantID != g.ID {
@@ -190,5 +198,5 @@ func (s *Store) UseRefreshToken(ctx context.Context, hash []byte, decide storage
 			return fmt.Errorf("unknown refresh action %d", d.Action)
 		}
 	})
-	return r, g, err
+	return read.token, read.grant, read.user, err
 }

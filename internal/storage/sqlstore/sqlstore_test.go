@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -188,9 +189,15 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 // A RefreshFunc that refuses without an error, or answers an action the store
 // does not know, must not read as success: the caller would issue tokens.
 func TestRefreshRefusalFailsClosed(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { testRefreshRefusalFailsClosed(t, openStore(t, b.dsn(t), Options{})) })
+	}
+}
+
+// refreshFixture stores a user, a public client and a grant with one refresh token.
+func refreshFixture(t *testing.T, s *Store, now time.Time) storage.RefreshToken {
+	t.Helper()
 	ctx := t.Context()
-	s := openStore(t, "sqlite://"+filepath.Join(t.TempDir(), "castellan.db"), Options{})
-	now := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 	if err := s.CreateUser(ctx, storage.User{ID: "u", Username: "u", CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
@@ -201,18 +208,64 @@ func TestRefreshRefusalFailsClosed(t *testing.T) {
 	if err := s.CreateGrant(ctx, storage.Grant{ID: "g", ClientID: "c", UserID: "u", CreatedAt: now}, &rt); err != nil {
 		t.Fatal(err)
 	}
+	return rt
+}
+
+func testRefreshRefusalFailsClosed(t *testing.T, s *Store) {
+	ctx := t.Context()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	rt := refreshFixture(t, s, now)
 	for _, d := range []storage.RefreshDecision{
 		{Action: storage.RefreshReject},
 		{Action: storage.RefreshAction(99)},
 		{Action: storage.RefreshRevoke, RevokeAt: now},
 	} {
-		_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision { return d })
+		_, _, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision { return d })
 		if err == nil {
 			t.Errorf("UseRefreshToken(action %d, no Err): got nil error, want one", d.Action)
 		}
 	}
 	if _, g, _ := s.GetRefreshToken(ctx, rt.Hash); g.RevokedAt.IsZero() {
 		t.Errorf("RefreshRevoke without Err: grant not revoked")
+	}
+}
+
+// On PostgreSQL a refresh is decided on a read and applied only if nothing
+// changed since (refresh_pg.go). Here the grant is revoked between the read
+// and the write, as a concurrent sign-out would: the rotation must not be
+// applied, and the decision must be taken again on the revoked grant.
+func TestRefreshRaceDecidesAgain(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, storagetest.PostgresDSN(t), Options{})
+	now := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	rt := refreshFixture(t, s, now)
+	next := storage.RefreshToken{Hash: []byte("rt-child"), GrantID: "g", Generation: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	errRevoked := errors.New("grant revoked")
+	var seen []storage.Grant
+	_, _, _, err := s.UseRefreshToken(ctx, rt.Hash, func(_ storage.RefreshToken, g storage.Grant, _ *storage.Session) storage.RefreshDecision {
+		seen = append(seen, g)
+		if len(seen) == 1 {
+			// Breaks RefreshFunc's no-I/O rule on purpose: the race, made certain.
+			if err := s.RevokeGrant(ctx, "g", now.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !g.RevokedAt.IsZero() {
+			return storage.RefreshDecision{Action: storage.RefreshReject, Err: errRevoked}
+		}
+		return storage.RefreshDecision{Action: storage.RefreshRotate, Next: &next}
+	})
+	if !errors.Is(err, errRevoked) {
+		t.Fatalf("UseRefreshToken: got error %v, want the second decision's %v", err, errRevoked)
+	}
+	if len(seen) != 2 || !seen[0].RevokedAt.IsZero() || seen[1].RevokedAt.IsZero() {
+		t.Fatalf("decisions saw %d grants (%+v), want two: unrevoked, then revoked", len(seen), seen)
+	}
+	if r, _, err := s.GetRefreshToken(ctx, rt.Hash); err != nil || !r.UsedAt.IsZero() {
+		t.Errorf("token after the lost race: used at %v (%v), want unused", r.UsedAt, err)
+	}
+	if _, _, err := s.GetRefreshToken(ctx, next.Hash); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("child after the lost race: got %v, want ErrNotFound", err)
 	}
 }
 

@@ -14,12 +14,28 @@ const userColumns = `id, username, password_hash, email, email_verified, name, g
 func usernameKey(u string) string { return strings.ToLower(u) }
 
 func scanUser(row interface{ Scan(...any) error }) (storage.User, error) {
-	var u storage.User
-	var created, updated int64
-	err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Email, &u.EmailVerified, &u.Name,
-		&u.GivenName, &u.FamilyName, &u.Disabled, &created, &updated)
-	u.CreatedAt, u.UpdatedAt = tm(created), tm(updated)
-	return u, err
+	var d userDest
+	err := row.Scan(d.dest()...)
+	return d.user(), err
+}
+
+// userDest receives the userColumns of a row that has other columns too.
+type userDest struct {
+	u                storage.User
+	created, updated int64
+}
+
+// dest lists the fields in the order of userColumns.
+func (d *userDest) dest() []any {
+	u := &d.u
+	return []any{&u.ID, &u.Username, &u.PasswordHash, &u.Email, &u.EmailVerified, &u.Name,
+		&u.GivenName, &u.FamilyName, &u.Disabled, &d.created, &d.updated}
+}
+
+func (d *userDest) user() storage.User {
+	u := d.u
+	u.CreatedAt, u.UpdatedAt = tm(d.created), tm(d.updated)
+	return u
 }
 
 func (s *Store) CreateUser(ctx context.Context, u storage.User) error {

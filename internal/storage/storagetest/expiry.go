@@ -143,7 +143,7 @@ func testDeleteExpiredGrantCascade(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
 	g, rt := refreshFixture(t, s)
 	next := child(rt, "rt1")
-	_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
+	_, _, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
 		return storage.RefreshDecision{Action: storage.RefreshRotate, Next: &next}
 	})
 	wantErr(t, "UseRefreshToken(rotate)", err, nil)

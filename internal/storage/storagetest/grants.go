@@ -145,7 +145,7 @@ func testRefreshSeesSession(t *testing.T, s storage.Storage) {
 	seen := func(name string, hash []byte) *storage.Session {
 		t.Helper()
 		var got *storage.Session
-		_, _, err := s.UseRefreshToken(ctx, hash, func(_ storage.RefreshToken, _ storage.Grant, x *storage.Session) storage.RefreshDecision {
+		_, _, _, err := s.UseRefreshToken(ctx, hash, func(_ storage.RefreshToken, _ storage.Grant, x *storage.Session) storage.RefreshDecision {
 			got = x
 			return storage.RefreshDecision{Action: storage.RefreshReject, Err: errSeen}
 		})
@@ -180,7 +180,7 @@ func wantUnchanged(t *testing.T, s storage.Storage, rt storage.RefreshToken, g s
 
 func testRefreshUnknown(t *testing.T, s storage.Storage) {
 	refreshFixture(t, s)
-	_, _, err := s.UseRefreshToken(t.Context(), h("nope"), func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
+	_, _, _, err := s.UseRefreshToken(t.Context(), h("nope"), func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
 		t.Errorf("RefreshFunc called for an unknown token, want not called")
 		return storage.RefreshDecision{Action: storage.RefreshKeep}
 	})
@@ -194,13 +194,16 @@ func testRefreshRotate(t *testing.T, s storage.Storage) {
 
 	var seenR storage.RefreshToken
 	var seenG storage.Grant
-	r, rg, err := s.UseRefreshToken(ctx, rt.Hash, decision(&seenR, &seenG, storage.RefreshDecision{Action: storage.RefreshRotate, Next: &next}))
+	r, rg, ru, err := s.UseRefreshToken(ctx, rt.Hash, decision(&seenR, &seenG, storage.RefreshDecision{Action: storage.RefreshRotate, Next: &next}))
 	wantErr(t, "UseRefreshToken(rotate)", err, nil)
 	wantEqual(t, "token seen by RefreshFunc", seenR, rt)
 	wantEqual(t, "grant seen by RefreshFunc", seenG, g)
-	// It returns the token as presented, before rotation.
+	// It returns the token as presented, before rotation, with its grant and user.
 	wantEqual(t, "UseRefreshToken token", r, rt)
 	wantEqual(t, "UseRefreshToken grant", rg, g)
+	u, err := s.GetUser(ctx, g.UserID)
+	wantErr(t, "GetUser", err, nil)
+	wantEqual(t, "UseRefreshToken user", ru, u)
 
 	parent, _ := mustGetRefresh(t, s, rt.Hash)
 	if parent.UsedAt.IsZero() {
@@ -213,7 +216,7 @@ func testRefreshRotate(t *testing.T, s storage.Storage) {
 
 	// The child rotates in turn.
 	next2 := child(next, "rt2")
-	_, _, err = s.UseRefreshToken(ctx, next.Hash, decision(&seenR, &seenG, storage.RefreshDecision{Action: storage.RefreshRotate, Next: &next2}))
+	_, _, _, err = s.UseRefreshToken(ctx, next.Hash, decision(&seenR, &seenG, storage.RefreshDecision{Action: storage.RefreshRotate, Next: &next2}))
 	wantErr(t, "UseRefreshToken(rotate child)", err, nil)
 	gotNext2, _ := mustGetRefresh(t, s, next2.Hash)
 	if gotNext2.Generation != 2 {
@@ -242,7 +245,7 @@ func testRefreshRotateFailure(t *testing.T, s storage.Storage) {
 		{"child of another grant", &wrongGrant, nil},
 		{"child hash taken", &taken, storage.ErrConflict},
 	} {
-		_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
+		_, _, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
 			return storage.RefreshDecision{Action: storage.RefreshRotate, Next: tc.next}
 		})
 		switch {
@@ -263,7 +266,7 @@ func testRefreshKeep(t *testing.T, s storage.Storage) {
 	g, rt := refreshFixture(t, s)
 
 	// Without Next nothing changes.
-	_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
+	_, _, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
 		return storage.RefreshDecision{Action: storage.RefreshKeep}
 	})
 	wantErr(t, "UseRefreshToken(keep)", err, nil)
@@ -273,7 +276,7 @@ func testRefreshKeep(t *testing.T, s storage.Storage) {
 	ext := rt
 	ext.ExpiresAt = rt.ExpiresAt.Add(6*time.Hour + time.Nanosecond)
 	for range 2 {
-		_, _, err = s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
+		_, _, _, err = s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
 			return storage.RefreshDecision{Action: storage.RefreshKeep, Next: &storage.RefreshToken{ExpiresAt: ext.ExpiresAt}}
 		})
 		wantErr(t, "UseRefreshToken(keep, extend)", err, nil)
@@ -285,7 +288,7 @@ func testRefreshReturnChild(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
 	g, rt := refreshFixture(t, s)
 	next := child(rt, "rt1")
-	_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
+	_, _, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
 		return storage.RefreshDecision{Action: storage.RefreshRotate, Next: &next}
 	})
 	wantErr(t, "UseRefreshToken(rotate)", err, nil)
@@ -293,7 +296,7 @@ func testRefreshReturnChild(t *testing.T, s storage.Storage) {
 
 	// Within the grace window the parent is presented again: the caller gets the
 	// stored child's hash back, and nothing changes.
-	r, rg, err := s.UseRefreshToken(ctx, rt.Hash, func(r storage.RefreshToken, _ storage.Grant, _ *storage.Session) storage.RefreshDecision {
+	r, rg, _, err := s.UseRefreshToken(ctx, rt.Hash, func(r storage.RefreshToken, _ storage.Grant, _ *storage.Session) storage.RefreshDecision {
 		return storage.RefreshDecision{Action: storage.RefreshReturnChild}
 	})
 	wantErr(t, "UseRefreshToken(return child)", err, nil)
@@ -308,7 +311,7 @@ func testRefreshReject(t *testing.T, s storage.Storage) {
 	g, rt := refreshFixture(t, s)
 	errExpired := errors.New("refresh token expired")
 	next := child(rt, "rt1")
-	_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
+	_, _, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
 		// Next and RevokeAt are ignored on reject.
 		return storage.RefreshDecision{Action: storage.RefreshReject, Err: errExpired, Next: &next, RevokeAt: t0}
 	})
@@ -324,7 +327,7 @@ func testRefreshRevoke(t *testing.T, s storage.Storage) {
 	g, rt := refreshFixture(t, s)
 	errReuse := errors.New("refresh token reused")
 	revokeAt := t0.Add(3*time.Hour + time.Nanosecond)
-	_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
+	_, _, _, err := s.UseRefreshToken(ctx, rt.Hash, func(storage.RefreshToken, storage.Grant, *storage.Session) storage.RefreshDecision {
 		return storage.RefreshDecision{Action: storage.RefreshRevoke, RevokeAt: revokeAt, Err: errReuse}
 	})
 	wantErr(t, "UseRefreshToken(revoke)", err, errReuse)
@@ -340,7 +343,7 @@ func testRefreshSeesGrant(t *testing.T, s storage.Storage) {
 	wantErr(t, "RevokeGrant", s.RevokeGrant(ctx, g.ID, t0.Add(time.Hour)), nil)
 	var seenR storage.RefreshToken
 	var seenG storage.Grant
-	_, _, err := s.UseRefreshToken(ctx, rt.Hash, decision(&seenR, &seenG, storage.RefreshDecision{Action: storage.RefreshReject, Err: storage.ErrRevoked}))
+	_, _, _, err := s.UseRefreshToken(ctx, rt.Hash, decision(&seenR, &seenG, storage.RefreshDecision{Action: storage.RefreshReject, Err: storage.ErrRevoked}))
 	wantErr(t, "UseRefreshToken(revoked grant)", err, storage.ErrRevoked)
 	if !seenG.RevokedAt.Equal(t0.Add(time.Hour)) {
 		t.Errorf("grant seen by RefreshFunc: RevokedAt got %v, want %v", fmtTime(seenG.RevokedAt), fmtTime(t0.Add(time.Hour)))
@@ -358,7 +361,7 @@ func testRefreshConcurrentRotation(t *testing.T, s storage.Storage) {
 		children[i] = child(rt, fmt.Sprintf("rt1-%d", i))
 	}
 	errs := concurrently(s, concurrency, func(i int) error {
-		_, _, err := s.UseRefreshToken(ctx, rt.Hash, func(r storage.RefreshToken, _ storage.Grant, _ *storage.Session) storage.RefreshDecision {
+		_, _, _, err := s.UseRefreshToken(ctx, rt.Hash, func(r storage.RefreshToken, _ storage.Grant, _ *storage.Session) storage.RefreshDecision {
 			if !r.UsedAt.IsZero() {
 				return storage.RefreshDecision{Action: storage.RefreshReject, Err: errUsed}
 			}
