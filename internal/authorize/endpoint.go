@@ -210,15 +210,8 @@ func (h *Handler) current(r *http.Request) (storage.Session, storage.User, bool,
 	if v == "" {
 		return storage.Session{}, storage.User{}, false, nil
 	}
-	s, err := h.Sessions.Lookup(r.Context(), v)
-	if errors.Is(err, session.ErrNoSession) {
-		return storage.Session{}, storage.User{}, false, nil
-	}
-	if err != nil {
-		return storage.Session{}, storage.User{}, false, err
-	}
-	u, err := h.Users.User(r.Context(), s.UserID)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Disabled) {
+	s, u, err := h.Sessions.LookupWithUser(r.Context(), v)
+	if errors.Is(err, session.ErrNoSession) || (err == nil && u.Disabled) {
 		return storage.Session{}, storage.User{}, false, nil
 	}
 	return s, u, err == nil, err

@@ -115,8 +115,10 @@ type Issued struct {
 	// Disabling or deleting a user revokes or deletes their grants in one
 	// transaction, so the user was allowed to sign in at that moment.
 	Refreshed bool
-	// User is the grant's user as read with the refresh token (nil when the
-	// grant was not refreshed: read it).
+	// User is the grant's user, read in the transaction that redeemed the code
+	// or used the refresh token (for a redemption, locked against a concurrent
+	// disable until that transaction committed). Nil means it was not read:
+	// read it.
 	User *storage.User
 }
 
@@ -145,7 +147,7 @@ func (s *Service) RedeemCode(ctx context.Context, r Redemption) (Issued, error) 
 	}
 	now := s.clock.Now()
 	var out Issued
-	_, err := s.store.RedeemAuthCode(ctx, opaque.Hash(r.Code), now, func(c storage.AuthCode) (storage.Grant, *storage.RefreshToken, error) {
+	_, u, err := s.store.RedeemAuthCode(ctx, opaque.Hash(r.Code), now, func(c storage.AuthCode) (storage.Grant, *storage.RefreshToken, error) {
 		switch {
 		case c.ClientID != r.Client.ID:
 			// A code injected into another client's exchange (RFC 9700 §4.5).
@@ -192,6 +194,7 @@ func (s *Service) RedeemCode(ctx context.Context, r Redemption) (Issued, error) 
 	case err != nil:
 		return Issued{}, err
 	}
+	out.User = &u
 	return out, nil
 }
 

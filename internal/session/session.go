@@ -108,6 +108,25 @@ func (m *Manager) Lookup(ctx context.Context, cookieValue string) (storage.Sessi
 		return storage.Session{}, ErrNoSession
 	}
 	s, err := m.store.GetSession(ctx, opaque.Hash(cookieValue))
+	return m.live(ctx, s, err)
+}
+
+// LookupWithUser is Lookup that also returns the session's user, read with it.
+// The user may be disabled: that is the caller's to judge.
+func (m *Manager) LookupWithUser(ctx context.Context, cookieValue string) (storage.Session, storage.User, error) {
+	if !opaque.Wellformed(cookieValue) {
+		return storage.Session{}, storage.User{}, ErrNoSession
+	}
+	s, u, err := m.store.GetSessionAndUser(ctx, opaque.Hash(cookieValue))
+	if s, err = m.live(ctx, s, err); err != nil {
+		return storage.Session{}, storage.User{}, err
+	}
+	return s, u, nil
+}
+
+// live turns a session read from storage into the live session or
+// ErrNoSession, ending a session found past its timeouts.
+func (m *Manager) live(ctx context.Context, s storage.Session, err error) (storage.Session, error) {
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.Session{}, ErrNoSession
 	}

@@ -26,6 +26,11 @@ func (c *countingStore) GetSession(ctx context.Context, idHash []byte) (storage.
 	return c.Store.GetSession(ctx, idHash)
 }
 
+func (c *countingStore) GetSessionAndUser(ctx context.Context, idHash []byte) (storage.Session, storage.User, error) {
+	c.calls.Add(1)
+	return c.Store.GetSessionAndUser(ctx, idHash)
+}
+
 func (c *countingStore) GetSessionBySID(ctx context.Context, sid string) (storage.Session, error) {
 	c.calls.Add(1)
 	return c.Store.GetSessionBySID(ctx, sid)
@@ -81,6 +86,37 @@ func TestLookupReadsOneRow(t *testing.T) {
 	}
 	if n := cs.calls.Load(); n != 1 {
 		t.Errorf("storage calls for one lookup: got %d, want 1", n)
+	}
+}
+
+// LookupWithUser reads the session and its user in one storage call, and
+// applies the same timeouts as Lookup.
+func TestLookupWithUser(t *testing.T) {
+	m, cs, clk, uid := setup(t)
+	ctx := context.Background()
+	value, started, err := m.Start(ctx, uid, []string{"pwd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.calls.Store(0)
+	got, u, err := m.LookupWithUser(ctx, value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SID != started.SID || u.ID != uid {
+		t.Errorf("got session %q of user %q, want %q of %q", got.SID, u.ID, started.SID, uid)
+	}
+	if n := cs.calls.Load(); n != 1 {
+		t.Errorf("storage calls for one lookup: got %d, want 1", n)
+	}
+	for _, v := range []string{"", opaque.New()} {
+		if _, _, err := m.LookupWithUser(ctx, v); err != session.ErrNoSession {
+			t.Errorf("LookupWithUser(%q): got %v, want ErrNoSession", v, err)
+		}
+	}
+	clk.Advance(30 * time.Minute)
+	if _, _, err := m.LookupWithUser(ctx, value); err != session.ErrNoSession {
+		t.Errorf("idle session: got %v, want ErrNoSession", err)
 	}
 }
 

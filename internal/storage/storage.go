@@ -53,6 +53,8 @@ type Sessions interface {
 	CreateSession(ctx context.Context, s Session) error
 	// GetSession reads exactly one row by the hash of the cookie value.
 	GetSession(ctx context.Context, idHash []byte) (Session, error)
+	// GetSessionAndUser is GetSession with the session's user, in one read.
+	GetSessionAndUser(ctx context.Context, idHash []byte) (Session, User, error)
 	GetSessionBySID(ctx context.Context, sid string) (Session, error)
 	// TouchSession records activity for the idle timeout.
 	TouchSession(ctx context.Context, idHash []byte, at time.Time) error
@@ -103,9 +105,12 @@ type AuthCodes interface {
 	CreateAuthCode(ctx context.Context, c AuthCode) error
 	// RedeemAuthCode marks the code used and stores what issue returns, atomically.
 	// A code presented a second time returns ErrAlreadyUsed (with the code) and
-	// revokes the grant the first redemption created; an unknown or expired code
-	// returns ErrNotFound.
-	RedeemAuthCode(ctx context.Context, codeHash []byte, now time.Time, issue RedeemFunc) (AuthCode, error)
+	// revokes the grant the first redemption created; an unknown or expired code,
+	// or one whose user no longer exists, returns ErrNotFound. It also returns the
+	// code's user, read in the same transaction as the code and kept from changing
+	// until it commits (for the disabled check and the claims of the ID token,
+	// without another round trip); the user is meaningful only without error.
+	RedeemAuthCode(ctx context.Context, codeHash []byte, now time.Time, issue RedeemFunc) (AuthCode, User, error)
 }
 
 // RefreshAction is what the grant domain decided about a presented refresh token.

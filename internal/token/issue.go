@@ -21,9 +21,14 @@ func (e *Endpoint) respond(ctx context.Context, c storage.Client, is grant.Issue
 	g := is.Grant
 	// The person must still be allowed to sign in. Disabling a user revokes
 	// their grants, but a code issued before that (and redeemed within its
-	// minute) would start a new grant, not bound to any session, after it. A
-	// refresh found its grant active, which proves it (grant.Issued.Refreshed),
-	// and read the user with it for the claims of the ID token.
+	// minute) would start a new grant, not bound to any session, after it: a
+	// redemption reads the user with the code (grant.Issued.User, locked until
+	// the grant was stored, so a concurrent disable either sees the grant or is
+	// seen here), and its grant is revoked if the user is disabled. A refresh
+	// found its grant active, which proves it (grant.Issued.Refreshed), and read
+	// the user with it for the claims of the ID token. A deleted user's code
+	// never gets this far (storage.ErrNotFound). Only an Issued without User
+	// (none today) costs a read here.
 	var u storage.User
 	var err error
 	switch {

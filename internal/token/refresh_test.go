@@ -331,11 +331,36 @@ func TestCodeOfDisabledUser(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkReply(t, f.env.Redeem(t, code, a), 400, "invalid_grant")
+		// Nor is anything left to use: the grant the redemption started is revoked.
+		grants, err := f.env.Store.ListGrantsByUser(context.Background(), f.userID(t, "alice"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range grants {
+			if g.RevokedAt.IsZero() {
+				t.Errorf("grant %s of a disabled user is not revoked", g.ID)
+			}
+		}
 		// Other people are not affected.
 		mustToken(t, f.env.Refresh(t, servertest.SPAClient, other.RefreshToken, ""))
 		if err := f.env.Store.EnableUser(context.Background(), f.userID(t, "alice"), f.env.Clock.Now()); err != nil {
 			t.Fatal(err)
 		}
 		f.alice = f.env.Agent("alice")
+	}
+}
+
+// TestCodeOfDeletedUser: a code outlives its deleted user in storage (no
+// foreign key), but redeeming it is invalid_grant.
+func TestCodeOfDeletedUser(t *testing.T) {
+	f := newFixture(t)
+	code, a := f.code(t, web("openid offline_access"))
+	id := f.userID(t, "alice")
+	if _, err := f.env.Store.DeleteUser(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	checkReply(t, f.env.Redeem(t, code, a), 400, "invalid_grant")
+	if grants, err := f.env.Store.ListGrantsByUser(context.Background(), id); err != nil || len(grants) != 0 {
+		t.Errorf("grants of a deleted user: %v, %v; want none", grants, err)
 	}
 }

@@ -28,11 +28,44 @@ func (s *Store) CreateAuthCode(ctx context.Context, c storage.AuthCode) error {
 	return err
 }
 
-func (s *Store) RedeemAuthCode(ctx context.Context, codeHash []byte, now time.Time, issue storage.RedeemFunc) (storage.AuthCode, error) {
+// codeWithUser selects a code joined with its user, whose claims go into the
+// first ID token and whose disabled flag the token endpoint checks: read with
+// the code instead of in another round trip after the redemption.
+//
+// auth_codes.user_id has no foreign key, so a code outlives its deleted user;
+// the inner join then finds no row and the code is ErrNotFound (invalid_grant).
+// Nothing is lost by not marking such a code used: its grant could not be
+// stored (grants.user_id is a foreign key), and a deleted user's grants are
+// deleted with them, so a replay has nothing to revoke.
+const codeWithUser = `SELECT c.code_hash, c.client_id, c.user_id, c.sid, c.redirect_uri, c.scopes, c.nonce, c.code_challenge,
+	c.code_challenge_method, c.auth_time, c.amr, c.grant_id, c.dpop_jkt, c.created_at, c.expires_at, c.used_at,
+	u.id, u.username, u.password_hash, u.email, u.email_verified, u.name, u.given_name, u.family_name, u.disabled, u.created_at, u.updated_at
+	FROM auth_codes c JOIN users u ON u.id = c.user_id WHERE c.code_hash = ?`
+
+// codeWithUserLock is the row-lock suffix of codeWithUser (PostgreSQL only:
+// SQLite write transactions are exclusive). The code row is locked for update,
+// so that of two concurrent redemptions exactly one finds it unused. The user
+// row is locked too, but only shared, which lets redemptions for the same user
+// run concurrently: it is needed because the token endpoint decides on the
+// user read here. Without it, DisableUser (or DeleteUser) could commit between
+// this read and our commit; its UPDATE of the user's grants would not see the
+// grant we are inserting, and the tokens would go out on a stale "not
+// disabled" user with a live grant. With it, a concurrent disable either waits
+// for our commit (and then revokes the new grant) or commits first (and this
+// SELECT then reads the disabled user, or no row for a deleted one). The lock
+// order, user then session (createGrant), is the one DisableUser takes.
+const codeWithUserLock = ` FOR UPDATE OF c FOR SHARE OF u`
+
+func (s *Store) RedeemAuthCode(ctx context.Context, codeHash []byte, now time.Time, issue storage.RedeemFunc) (storage.AuthCode, storage.User, error) {
 	var code storage.AuthCode
+	var user userDest
+	lock := ""
+	if s.flavor == flavorPostgres {
+		lock = codeWithUserLock
+	}
 	err := s.inTx(ctx, func(t *tx) error {
 		var err error
-		code, err = scanCode(t.queryRow(`SELECT `+codeColumns+` FROM auth_codes WHERE code_hash = ?`+t.s.forUpdate(), codeHash))
+		code, err = scanCode(scanFirst{row: t.queryRow(codeWithUser+lock, codeHash), rest: user.dest()})
 		if err != nil {
 			return t.s.mapErr(err)
 		}
@@ -56,5 +89,5 @@ func (s *Store) RedeemAuthCode(ctx context.Context, codeHash []byte, now time.Ti
 		}
 		return t.createGrant(g, rt)
 	})
-	return code, err
+	return code, user.user(), err
 }

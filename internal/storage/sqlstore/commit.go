@@ -114,7 +114,14 @@ func (c *committer) commit(batch []*writeRequest) {
 	errs := make([]error, len(batch))
 	// written marks the requests whose writes stand and so share the commit's fate.
 	written := make([]bool, len(batch))
+	var t *tx
+	// answer is called once the transaction has ended and the writer
+	// connection is free again.
 	answer := func(failAll error) {
+		if t != nil {
+			// Before the answers, so that a caller's next write finds them prepared.
+			t.prepareLater()
+		}
 		for i, r := range batch {
 			if failAll != nil && (written[i] || errs[i] == nil) {
 				errs[i] = failAll
@@ -127,7 +134,7 @@ func (c *committer) commit(batch []*writeRequest) {
 		answer(c.s.mapErr(err))
 		return
 	}
-	t := &tx{s: c.s, tx: sqlTx, ctx: ctx}
+	t = &tx{s: c.s, tx: sqlTx, ctx: ctx}
 	// A batch of one needs no savepoint: its failure rolls back the transaction.
 	alone := len(batch) == 1
 	for i, r := range batch {

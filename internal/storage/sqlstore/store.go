@@ -280,9 +280,10 @@ func (s *Store) stmt(ctx context.Context, pool int, query string) *sql.Stmt {
 
 // txStmt is stmt for a write transaction: the pool's statement bound to it,
 // reusing what is already prepared on the transaction's connection. A
-// statement not yet prepared runs unprepared this once and is prepared in the
-// background: preparing on the pool here would wait for SQLite's only writer
-// connection, which this transaction holds.
+// statement not yet prepared runs unprepared this once and is prepared after
+// the transaction (the committer calls prepareLater): preparing on the pool
+// here would wait for SQLite's only writer connection, which this transaction
+// holds.
 func (t *tx) txStmt(query string) *sql.Stmt {
 	if t.s.flavor != flavorSQLite {
 		return nil
@@ -290,8 +291,16 @@ func (t *tx) txStmt(query string) *sql.Stmt {
 	if v, ok := t.s.prepared[poolWrite].m.Load(query); ok {
 		return t.tx.StmtContext(t.ctx, v.(*sql.Stmt))
 	}
-	go t.s.stmt(context.Background(), poolWrite, query)
+	t.unprepared = append(t.unprepared, query)
 	return nil
+}
+
+// prepareLater prepares the statements the transaction ran unprepared, once
+// it has ended and given the writer connection back.
+func (t *tx) prepareLater() {
+	for _, q := range t.unprepared {
+		t.s.stmt(context.Background(), poolWrite, q)
+	}
 }
 
 // inTx runs fn in one write transaction, committing only if fn returns nil or an
@@ -332,6 +341,8 @@ type tx struct {
 	s   *Store
 	tx  *sql.Tx
 	ctx context.Context
+	// unprepared lists the queries txStmt found not yet prepared.
+	unprepared []string
 }
 
 func (t *tx) exec(query string, args ...any) (sql.Result, error) {

@@ -97,7 +97,7 @@ func testCodesRedeem(t *testing.T, s storage.Storage) {
 	now := t0.Add(10 * time.Second)
 
 	var seen storage.AuthCode
-	got, err := s.RedeemAuthCode(ctx, c.CodeHash, now, func(x storage.AuthCode) (storage.Grant, *storage.RefreshToken, error) {
+	got, gotUser, err := s.RedeemAuthCode(ctx, c.CodeHash, now, func(x storage.AuthCode) (storage.Grant, *storage.RefreshToken, error) {
 		seen = x
 		return issueGrant(x)
 	})
@@ -106,6 +106,10 @@ func testCodesRedeem(t *testing.T, s storage.Storage) {
 	wantEqual(t, "code seen by RedeemFunc", seen, c)
 	got.UsedAt = time.Time{} // not specified on success
 	wantEqual(t, "RedeemAuthCode", got, c)
+	// The code's user comes with it, as GetUser reads it.
+	wantUser, err := s.GetUser(ctx, c.UserID)
+	wantErr(t, "GetUser", err, nil)
+	wantEqual(t, "RedeemAuthCode user", gotUser, wantUser)
 
 	g, rtp, _ := issueGrant(c)
 	wantEqual(t, "GetGrant", mustGetGrant(t, s, c.GrantID), g)
@@ -116,25 +120,57 @@ func testCodesRedeem(t *testing.T, s storage.Storage) {
 	// A RedeemFunc may issue no refresh token.
 	c2 := newCode("c2", c.ClientID, c.UserID, c.SID, "g-c2")
 	mustCreateCode(t, s, c2)
-	_, err = s.RedeemAuthCode(ctx, c2.CodeHash, now, func(x storage.AuthCode) (storage.Grant, *storage.RefreshToken, error) {
+	_, _, err = s.RedeemAuthCode(ctx, c2.CodeHash, now, func(x storage.AuthCode) (storage.Grant, *storage.RefreshToken, error) {
 		return grantFor(x), nil, nil
 	})
 	wantErr(t, "RedeemAuthCode(no refresh token)", err, nil)
 	mustGetGrant(t, s, "g-c2")
 }
 
+// The token endpoint refuses a code whose user was disabled or deleted after it
+// was issued, on the user RedeemAuthCode returns: a disabled user must come back
+// as disabled, and a deleted user's code must issue nothing.
+func testCodesUserGone(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := t0.Add(time.Second)
+
+	c := codeFixture(t, s)
+	_, err := s.DisableUser(ctx, c.UserID, now)
+	wantErr(t, "DisableUser", err, nil)
+	// Disabling ended the session, so only a grant not bound to it can be stored.
+	_, u, err := s.RedeemAuthCode(ctx, c.CodeHash, now, func(x storage.AuthCode) (storage.Grant, *storage.RefreshToken, error) {
+		g := grantFor(x)
+		g.SessionBound = false
+		return g, nil, nil
+	})
+	wantErr(t, "RedeemAuthCode(disabled user)", err, nil)
+	if u.ID != c.UserID || !u.Disabled {
+		t.Errorf("RedeemAuthCode(disabled user): got user %q disabled=%v, want %q disabled", u.ID, u.Disabled, c.UserID)
+	}
+
+	f := setup(t, s, "b")
+	d := newCode("d", f.client.ID, "b", f.session.SID, "g-d")
+	mustCreateCode(t, s, d)
+	_, err = s.DeleteUser(ctx, "b")
+	wantErr(t, "DeleteUser", err, nil)
+	_, _, err = s.RedeemAuthCode(ctx, d.CodeHash, now, mustNotIssue(t))
+	wantErr(t, "RedeemAuthCode(deleted user)", err, storage.ErrNotFound)
+	_, err = s.GetGrant(ctx, d.GrantID)
+	wantErr(t, "GetGrant(deleted user's code)", err, storage.ErrNotFound)
+}
+
 func testCodesNotFound(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
 	c := codeFixture(t, s)
-	_, err := s.RedeemAuthCode(ctx, h("nope"), t0, mustNotIssue(t))
+	_, _, err := s.RedeemAuthCode(ctx, h("nope"), t0, mustNotIssue(t))
 	wantErr(t, "RedeemAuthCode(unknown)", err, storage.ErrNotFound)
 
 	for _, now := range []time.Time{c.ExpiresAt, c.ExpiresAt.Add(time.Hour)} {
-		_, err = s.RedeemAuthCode(ctx, c.CodeHash, now, mustNotIssue(t))
+		_, _, err = s.RedeemAuthCode(ctx, c.CodeHash, now, mustNotIssue(t))
 		wantErr(t, "RedeemAuthCode(expired)", err, storage.ErrNotFound)
 	}
 	// Failing as expired did not use the code up.
-	_, err = s.RedeemAuthCode(ctx, c.CodeHash, c.ExpiresAt.Add(-time.Nanosecond), issueGrant)
+	_, _, err = s.RedeemAuthCode(ctx, c.CodeHash, c.ExpiresAt.Add(-time.Nanosecond), issueGrant)
 	wantErr(t, "RedeemAuthCode(1ns before expiry)", err, nil)
 }
 
@@ -143,11 +179,11 @@ func testCodesRedeemTwice(t *testing.T, s storage.Storage) {
 	c := codeFixture(t, s)
 	first, second := t0.Add(time.Second), t0.Add(2*time.Second)
 
-	_, err := s.RedeemAuthCode(ctx, c.CodeHash, first, issueGrant)
+	_, _, err := s.RedeemAuthCode(ctx, c.CodeHash, first, issueGrant)
 	wantErr(t, "RedeemAuthCode(first)", err, nil)
 	wantRevokedAt(t, s, c.GrantID, time.Time{})
 
-	got, err := s.RedeemAuthCode(ctx, c.CodeHash, second, mustNotIssue(t))
+	got, _, err := s.RedeemAuthCode(ctx, c.CodeHash, second, mustNotIssue(t))
 	wantErr(t, "RedeemAuthCode(second)", err, storage.ErrAlreadyUsed)
 	// The code comes back with the error, marked used by the first redemption.
 	want := c
@@ -157,7 +193,7 @@ func testCodesRedeemTwice(t *testing.T, s storage.Storage) {
 	wantRevokedAt(t, s, c.GrantID, second)
 
 	// A third use keeps failing and keeps the first revocation time.
-	_, err = s.RedeemAuthCode(ctx, c.CodeHash, second.Add(time.Second), mustNotIssue(t))
+	_, _, err = s.RedeemAuthCode(ctx, c.CodeHash, second.Add(time.Second), mustNotIssue(t))
 	wantErr(t, "RedeemAuthCode(third)", err, storage.ErrAlreadyUsed)
 	wantRevokedAt(t, s, c.GrantID, second)
 }
@@ -167,11 +203,11 @@ func testCodesRedeemTwice(t *testing.T, s storage.Storage) {
 func testCodesReuseAfterExpiry(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
 	c := codeFixture(t, s)
-	_, err := s.RedeemAuthCode(ctx, c.CodeHash, t0.Add(time.Second), issueGrant)
+	_, _, err := s.RedeemAuthCode(ctx, c.CodeHash, t0.Add(time.Second), issueGrant)
 	wantErr(t, "RedeemAuthCode(first)", err, nil)
 
 	late := c.ExpiresAt.Add(5 * time.Minute)
-	_, err = s.RedeemAuthCode(ctx, c.CodeHash, late, mustNotIssue(t))
+	_, _, err = s.RedeemAuthCode(ctx, c.CodeHash, late, mustNotIssue(t))
 	wantErr(t, "RedeemAuthCode(after expiry)", err, storage.ErrAlreadyUsed)
 	wantRevokedAt(t, s, c.GrantID, late)
 }
@@ -209,7 +245,7 @@ func testCodesRolledBack(t *testing.T, s storage.Storage) {
 			return grantFor(x), &rt, nil
 		}, nil},
 	} {
-		_, err := s.RedeemAuthCode(ctx, c.CodeHash, t0.Add(time.Second), tc.issue)
+		_, _, err := s.RedeemAuthCode(ctx, c.CodeHash, t0.Add(time.Second), tc.issue)
 		switch {
 		case err == nil:
 			t.Fatalf("RedeemAuthCode(%s): got nil error, want one", tc.name)
@@ -224,7 +260,7 @@ func testCodesRolledBack(t *testing.T, s storage.Storage) {
 	wantErr(t, "GetRefreshToken(rolled back)", err, storage.ErrNotFound)
 
 	called := false
-	_, err = s.RedeemAuthCode(ctx, c.CodeHash, t0.Add(2*time.Second), func(x storage.AuthCode) (storage.Grant, *storage.RefreshToken, error) {
+	_, _, err = s.RedeemAuthCode(ctx, c.CodeHash, t0.Add(2*time.Second), func(x storage.AuthCode) (storage.Grant, *storage.RefreshToken, error) {
 		called = true
 		return issueGrant(x)
 	})
@@ -241,14 +277,14 @@ func testCodesIssueError(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
 	c := codeFixture(t, s)
 	errPKCE := errors.New("pkce mismatch")
-	_, err := s.RedeemAuthCode(ctx, c.CodeHash, t0.Add(time.Second), func(storage.AuthCode) (storage.Grant, *storage.RefreshToken, error) {
+	_, _, err := s.RedeemAuthCode(ctx, c.CodeHash, t0.Add(time.Second), func(storage.AuthCode) (storage.Grant, *storage.RefreshToken, error) {
 		return storage.Grant{}, nil, errPKCE
 	})
 	wantErr(t, "RedeemAuthCode(refused)", err, errPKCE)
 	_, err = s.GetGrant(ctx, c.GrantID)
 	wantErr(t, "GetGrant after refusal", err, storage.ErrNotFound)
 
-	_, err = s.RedeemAuthCode(ctx, c.CodeHash, t0.Add(2*time.Second), mustNotIssue(t))
+	_, _, err = s.RedeemAuthCode(ctx, c.CodeHash, t0.Add(2*time.Second), mustNotIssue(t))
 	wantErr(t, "RedeemAuthCode(after refusal)", err, storage.ErrAlreadyUsed)
 }
 
@@ -257,7 +293,7 @@ func testCodesConcurrentRedeem(t *testing.T, s storage.Storage) {
 	c := codeFixture(t, s)
 	now := t0.Add(time.Second)
 	errs := concurrently(s, concurrency, func(int) error {
-		_, err := s.RedeemAuthCode(ctx, c.CodeHash, now, issueGrant)
+		_, _, err := s.RedeemAuthCode(ctx, c.CodeHash, now, issueGrant)
 		return err
 	})
 	oneWinner(t, "RedeemAuthCode", errs, storage.ErrAlreadyUsed)

@@ -97,13 +97,13 @@ func testDeleteExpired(t *testing.T, s storage.Storage) {
 	mustGetRefresh(t, s, rtLive)
 
 	for _, c := range [][]byte{codeOldUnused, codeOldUsed} {
-		_, err = s.RedeemAuthCode(ctx, c, now, mustNotIssue(t))
+		_, _, err = s.RedeemAuthCode(ctx, c, now, mustNotIssue(t))
 		wantErr(t, "RedeemAuthCode(removed code)", err, storage.ErrNotFound)
 	}
-	_, err = s.RedeemAuthCode(ctx, codeRecentUsed, now, mustNotIssue(t))
+	_, _, err = s.RedeemAuthCode(ctx, codeRecentUsed, now, mustNotIssue(t))
 	wantErr(t, "RedeemAuthCode(recently used code)", err, storage.ErrAlreadyUsed)
 	wantRevokedAt(t, s, "g-code-recent-used", now)
-	_, err = s.RedeemAuthCode(ctx, codeLive, now, func(c storage.AuthCode) (storage.Grant, *storage.RefreshToken, error) {
+	_, _, err = s.RedeemAuthCode(ctx, codeLive, now, func(c storage.AuthCode) (storage.Grant, *storage.RefreshToken, error) {
 		return grantFor(c), nil, nil
 	})
 	wantErr(t, "RedeemAuthCode(live code)", err, nil)

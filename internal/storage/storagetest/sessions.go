@@ -20,8 +20,15 @@ func testSessionsCreateGet(t *testing.T, s storage.Storage) {
 	wantErr(t, "GetSessionBySID", err, nil)
 	wantEqual(t, "GetSessionBySID", got, f.session)
 
+	gotS, gotU, err := s.GetSessionAndUser(ctx, f.session.IDHash)
+	wantErr(t, "GetSessionAndUser", err, nil)
+	wantEqual(t, "GetSessionAndUser session", gotS, f.session)
+	wantEqual(t, "GetSessionAndUser user", gotU, f.user)
+
 	_, err = s.GetSession(ctx, h("nope"))
 	wantErr(t, "GetSession(unknown)", err, storage.ErrNotFound)
+	_, _, err = s.GetSessionAndUser(ctx, h("nope"))
+	wantErr(t, "GetSessionAndUser(unknown)", err, storage.ErrNotFound)
 	_, err = s.GetSessionBySID(ctx, "nope")
 	wantErr(t, "GetSessionBySID(unknown)", err, storage.ErrNotFound)
 }

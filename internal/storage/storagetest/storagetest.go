@@ -66,6 +66,7 @@ var cases = []struct {
 
 	{"codes/create-redeem", testCodesRedeem},
 	{"codes/unknown-or-expired-not-found", testCodesNotFound},
+	{"codes/user-disabled-or-deleted", testCodesUserGone},
 	{"codes/redeem-twice-revokes-grant", testCodesRedeemTwice},
 	{"codes/reuse-after-expiry-revokes-grant", testCodesReuseAfterExpiry},
 	{"codes/rolled-back-on-insert-failure", testCodesRolledBack},
