@@ -90,7 +90,7 @@ func (r *Result) warnings() []string {
 		ws = append(ws, fmt.Sprintf("load average %.2f on %d cores before the run: the machine was busy, figures are not comparable", r.Machine.LoadAverage, r.Machine.Cores))
 	}
 	if r.Efficiency > 1 {
-		ws = append(ws, "efficiency above 1: the baseline and the server were measured under different contention; rerun on a quiet machine")
+		ws = append(ws, "efficiency above 1: either the server did less cryptography than the floor counts (it remembers tokens it verified, so repeated introspection and userinfo calls skip the signature check), or the baseline and the server were measured under different contention")
 	}
 	if r.Loadgen != nil && r.Server != nil && r.Loadgen.Cores+r.Server.Cores > 0.9*float64(r.Machine.Cores) {
 		ws = append(ws, fmt.Sprintf("server and load generator used %.2f of %d cores: the load generator may be limiting throughput", r.Loadgen.Cores+r.Server.Cores, r.Machine.Cores))

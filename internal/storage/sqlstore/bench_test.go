@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,10 +54,17 @@ func digest(kind string, i int) []byte {
 }
 
 // BenchmarkStorage measures the storage side of the token path on each
-// backend: one refresh-token rotation (the read-decide-write transaction of
-// UseRefreshToken), the session lookup that follows it for a session-bound
-// grant, and the client read that the token endpoint's cache saves.
+// backend: one refresh-token rotation (UseRefreshToken: the read of token,
+// grant, session and user, the decision, the write), the same from many
+// goroutines at once (where SQLite's group commit batches them), the session
+// lookups of the authorization endpoint (with the user) and of the session
+// manager (by sid), introspection's one read (AccessState), and the client
+// read that the token endpoint's cache saves.
 func BenchmarkStorage(b *testing.B) {
+	// The framework runs each benchmark function several times (b.N rounds,
+	// -count) on the same store: every grant needs an id of its own.
+	var rounds atomic.Int64
+	unique := func(b *testing.B) string { return fmt.Sprintf("%s-%d", b.Name(), rounds.Add(1)) }
 	for _, flavor := range []string{"sqlite", "postgres"} {
 		b.Run(flavor, func(b *testing.B) {
 			if flavor == "postgres" {
@@ -66,9 +75,10 @@ func BenchmarkStorage(b *testing.B) {
 
 			b.Run("refresh_rotation", func(b *testing.B) {
 				now := time.Now().UTC()
-				g := storage.Grant{ID: "g-" + b.Name(), ClientID: "spa", UserID: sess.UserID, SID: sess.SID, SessionBound: true,
+				name := unique(b)
+				g := storage.Grant{ID: "g-" + name, ClientID: "spa", UserID: sess.UserID, SID: sess.SID, SessionBound: true,
 					Scopes: []string{"openid", "offline_access"}, AuthTime: now, AMR: []string{"pwd"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-				first := digest(b.Name(), 0)
+				first := digest(name, 0)
 				if err := s.CreateGrant(ctx, g, &storage.RefreshToken{Hash: first, GrantID: g.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 					b.Fatal(err)
 				}
@@ -76,7 +86,7 @@ func BenchmarkStorage(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					i++
-					next := digest(b.Name(), i)
+					next := digest(name, i)
 					_, _, _, err := s.UseRefreshToken(ctx, cur, func(rt storage.RefreshToken, g storage.Grant, _ *storage.Session) storage.RefreshDecision {
 						return storage.RefreshDecision{Action: storage.RefreshRotate, Next: &storage.RefreshToken{
 							Hash: next, GrantID: g.ID, Generation: rt.Generation + 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}}
@@ -85,6 +95,63 @@ func BenchmarkStorage(b *testing.B) {
 						b.Fatal(err)
 					}
 					cur = next
+				}
+			})
+
+			b.Run("refresh_rotation_parallel", func(b *testing.B) {
+				now := time.Now().UTC()
+				round := unique(b)
+				var families atomic.Int64
+				b.ReportAllocs()
+				b.SetParallelism(8) // 8 × GOMAXPROCS concurrent families, as concurrent clients
+				b.RunParallel(func(pb *testing.PB) {
+					f := families.Add(1)
+					name := fmt.Sprintf("%s-%d", round, f)
+					g := storage.Grant{ID: "g-" + name, ClientID: "spa", UserID: sess.UserID, SID: sess.SID, SessionBound: true,
+						Scopes: []string{"openid", "offline_access"}, AuthTime: now, AMR: []string{"pwd"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+					cur, i := digest(name, 0), 0
+					if err := s.CreateGrant(ctx, g, &storage.RefreshToken{Hash: cur, GrantID: g.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+						b.Error(err)
+						return
+					}
+					for pb.Next() {
+						i++
+						next := digest(name, i)
+						_, _, _, err := s.UseRefreshToken(ctx, cur, func(rt storage.RefreshToken, g storage.Grant, _ *storage.Session) storage.RefreshDecision {
+							return storage.RefreshDecision{Action: storage.RefreshRotate, Next: &storage.RefreshToken{
+								Hash: next, GrantID: g.ID, Generation: rt.Generation + 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}}
+						})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						cur = next
+					}
+				})
+			})
+
+			b.Run("session_and_user", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, _, err := s.GetSessionAndUser(ctx, sess.IDHash); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+
+			b.Run("access_state", func(b *testing.B) {
+				now := time.Now().UTC()
+				g := storage.Grant{ID: "g-" + unique(b), ClientID: "spa", UserID: sess.UserID, SID: sess.SID, SessionBound: true,
+					Scopes: []string{"openid"}, AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+				if err := s.CreateGrant(ctx, g, nil); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					st, err := s.AccessState(ctx, "revoked-access:jti", g.ID, now)
+					if err != nil || st.Grant == nil || st.Session == nil {
+						b.Fatalf("AccessState: %+v, %v", st, err)
+					}
 				}
 			})
 
