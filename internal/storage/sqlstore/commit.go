@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 )
 
@@ -44,7 +45,10 @@ type writeRequest struct {
 	done chan error
 }
 
-var errStoreClosed = errors.New("storage closed")
+var (
+	errStoreClosed = errors.New("storage closed")
+	errTxPanicked  = errors.New("write transaction panicked")
+)
 
 func newCommitter(s *Store) *committer {
 	c := &committer{s: s, queue: make(chan *writeRequest), stop: make(chan struct{}), stopped: make(chan struct{})}
@@ -149,7 +153,7 @@ func (c *committer) commit(batch []*writeRequest) {
 				return
 			}
 		}
-		ferr := r.fn(t)
+		ferr := guarded(r.fn, t)
 		var keep *keepErr
 		switch {
 		case ferr == nil:
@@ -184,4 +188,16 @@ func (c *committer) commit(batch []*writeRequest) {
 		return
 	}
 	answer(nil)
+}
+
+// guarded runs fn, turning a panic into its error: the panic of one request's
+// transaction (a bug) must fail that request, as it would on the request's own
+// goroutine, not stop the committer and with it every write of the server.
+func guarded(fn func(*tx) error, t *tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", errTxPanicked, p)
+		}
+	}()
+	return fn(t)
 }

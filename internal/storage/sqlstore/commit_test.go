@@ -43,6 +43,8 @@ func TestCommitterBatch(t *testing.T) {
 		{"c", ctx, func(t *tx) error { remember("c")(t); return &keepErr{decided} }, decided, true},
 		// A statement that fails (the key "a" is taken) fails only its own transaction.
 		{"d", ctx, func(t *tx) error { remember("d")(t); return remember("a")(t) }, storage.ErrConflict, false},
+		// A bug that panics fails its own transaction only.
+		{"p", ctx, func(t *tx) error { remember("p")(t); panic("bug") }, errTxPanicked, false},
 		// A caller that gave up before its turn is not run.
 		{"e", cancelled, remember("e"), context.Canceled, false},
 		// Sees what the ones before it in the batch wrote.
