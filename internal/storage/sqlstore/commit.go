@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // SQLite lets one connection write at a time, so every write of a Store on
@@ -33,6 +35,11 @@ type committer struct {
 	stop      chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
+
+	// dirty says a commit happened since the last checkpoint; checkpointed
+	// closes when the checkpointing goroutine has stopped.
+	dirty        atomic.Bool
+	checkpointed chan struct{}
 }
 
 // maxBatch bounds the transactions committed together, so that the first
@@ -51,9 +58,45 @@ var (
 )
 
 func newCommitter(s *Store) *committer {
-	c := &committer{s: s, queue: make(chan *writeRequest), stop: make(chan struct{}), stopped: make(chan struct{})}
+	c := &committer{s: s, queue: make(chan *writeRequest), stop: make(chan struct{}), stopped: make(chan struct{}),
+		checkpointed: make(chan struct{})}
 	go c.run()
+	go c.checkpoints()
 	return c
+}
+
+// checkpointEvery is how often the WAL is copied back into the database file.
+const checkpointEvery = 100 * time.Millisecond
+
+// checkpoints copies committed WAL frames into the database file in the
+// background, on a reader connection, while the committer goes on writing
+// (PASSIVE: it waits for no one). Left to itself SQLite checkpoints inside a
+// commit once the WAL passes its threshold, with an fsync of the database
+// file, while every other write waits; the connection's threshold is raised
+// to wal_autocheckpoint pages (flavors.go) and stays as the backstop if this
+// falls behind.
+func (c *committer) checkpoints() {
+	defer close(c.checkpointed)
+	tick := time.NewTicker(checkpointEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-tick.C:
+		}
+		// An error (busy, closed) leaves the frames for the next round or the backstop.
+		c.checkpoint()
+	}
+}
+
+// checkpoint runs one passive checkpoint if anything was committed since the last.
+func (c *committer) checkpoint() error {
+	if !c.dirty.Swap(false) {
+		return nil
+	}
+	_, err := c.s.r.ExecContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`)
+	return err
 }
 
 // do runs fn in a write transaction and returns when it has committed (nil,
@@ -77,6 +120,7 @@ func (c *committer) close() {
 	c.closeOnce.Do(func() {
 		close(c.stop)
 		<-c.stopped
+		<-c.checkpointed
 	})
 }
 
@@ -187,6 +231,7 @@ func (c *committer) commit(batch []*writeRequest) {
 		answer(c.s.mapErr(err))
 		return
 	}
+	c.dirty.Store(true)
 	answer(nil)
 }
 
