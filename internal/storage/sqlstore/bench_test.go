@@ -74,58 +74,34 @@ func BenchmarkStorage(b *testing.B) {
 			ctx := context.Background()
 
 			b.Run("refresh_rotation", func(b *testing.B) {
-				now := time.Now().UTC()
-				name := unique(b)
-				g := storage.Grant{ID: "g-" + name, ClientID: "spa", UserID: sess.UserID, SID: sess.SID, SessionBound: true,
-					Scopes: []string{"openid", "offline_access"}, AuthTime: now, AMR: []string{"pwd"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-				first := digest(name, 0)
-				if err := s.CreateGrant(ctx, g, &storage.RefreshToken{Hash: first, GrantID: g.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+				f, err := newFamily(ctx, s, sess, unique(b))
+				if err != nil {
 					b.Fatal(err)
 				}
-				cur, i := first, 0
 				b.ReportAllocs()
 				for b.Loop() {
-					i++
-					next := digest(name, i)
-					_, _, _, err := s.UseRefreshToken(ctx, cur, func(rt storage.RefreshToken, g storage.Grant, _ *storage.Session) storage.RefreshDecision {
-						return storage.RefreshDecision{Action: storage.RefreshRotate, Next: &storage.RefreshToken{
-							Hash: next, GrantID: g.ID, Generation: rt.Generation + 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}}
-					})
-					if err != nil {
+					if err := f.rotate(ctx); err != nil {
 						b.Fatal(err)
 					}
-					cur = next
 				}
 			})
 
 			b.Run("refresh_rotation_parallel", func(b *testing.B) {
-				now := time.Now().UTC()
 				round := unique(b)
 				var families atomic.Int64
 				b.ReportAllocs()
 				b.SetParallelism(8) // 8 × GOMAXPROCS concurrent families, as concurrent clients
 				b.RunParallel(func(pb *testing.PB) {
-					f := families.Add(1)
-					name := fmt.Sprintf("%s-%d", round, f)
-					g := storage.Grant{ID: "g-" + name, ClientID: "spa", UserID: sess.UserID, SID: sess.SID, SessionBound: true,
-						Scopes: []string{"openid", "offline_access"}, AuthTime: now, AMR: []string{"pwd"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-					cur, i := digest(name, 0), 0
-					if err := s.CreateGrant(ctx, g, &storage.RefreshToken{Hash: cur, GrantID: g.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+					f, err := newFamily(ctx, s, sess, fmt.Sprintf("%s-%d", round, families.Add(1)))
+					if err != nil {
 						b.Error(err)
 						return
 					}
 					for pb.Next() {
-						i++
-						next := digest(name, i)
-						_, _, _, err := s.UseRefreshToken(ctx, cur, func(rt storage.RefreshToken, g storage.Grant, _ *storage.Session) storage.RefreshDecision {
-							return storage.RefreshDecision{Action: storage.RefreshRotate, Next: &storage.RefreshToken{
-								Hash: next, GrantID: g.ID, Generation: rt.Generation + 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}}
-						})
-						if err != nil {
+						if err := f.rotate(ctx); err != nil {
 							b.Error(err)
 							return
 						}
-						cur = next
 					}
 				})
 			})
@@ -174,4 +150,36 @@ func BenchmarkStorage(b *testing.B) {
 			})
 		})
 	}
+}
+
+// family is one refresh-token family being rotated by a benchmark.
+type family struct {
+	s    *Store
+	name string
+	cur  []byte
+	n    int
+	now  time.Time
+}
+
+// newFamily stores a session-bound grant of sess with its first refresh token.
+func newFamily(ctx context.Context, s *Store, sess storage.Session, name string) (*family, error) {
+	now := time.Now().UTC()
+	g := storage.Grant{ID: "g-" + name, ClientID: "spa", UserID: sess.UserID, SID: sess.SID, SessionBound: true,
+		Scopes: []string{"openid", "offline_access"}, AuthTime: now, AMR: []string{"pwd"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	f := &family{s: s, name: name, cur: digest(name, 0), now: now}
+	return f, s.CreateGrant(ctx, g, &storage.RefreshToken{Hash: f.cur, GrantID: g.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
+}
+
+// rotate uses the family's current token and makes its child the current one.
+func (f *family) rotate(ctx context.Context) error {
+	f.n++
+	next := digest(f.name, f.n)
+	_, _, _, err := f.s.UseRefreshToken(ctx, f.cur, func(rt storage.RefreshToken, g storage.Grant, _ *storage.Session) storage.RefreshDecision {
+		return storage.RefreshDecision{Action: storage.RefreshRotate, Next: &storage.RefreshToken{
+			Hash: next, GrantID: g.ID, Generation: rt.Generation + 1, CreatedAt: f.now, ExpiresAt: f.now.Add(time.Hour)}}
+	})
+	if err == nil {
+		f.cur = next
+	}
+	return err
 }
