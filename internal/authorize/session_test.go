@@ -340,3 +340,38 @@ func TestSessionRule(t *testing.T) {
 		}
 	})
 }
+
+// TestDisabledUser: disabling a user ends their sessions, so a browser that
+// was signed in as them renews nothing silently afterwards; and a disabled
+// user's session that is somehow still there is not honoured.
+func TestDisabledUser(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	a := f.signedIn(t, "alice")
+	req := request("spa")
+	req.Set("prompt", "none")
+	f.outcome(t, get(t, a, f.authorize(req)), req, want{kind: query})
+
+	u, err := f.env.Store.GetUserByUsername(f.ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.env.Store.DisableUser(f.ctx, u.ID, f.env.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	f.outcome(t, get(t, a, f.authorize(req)), req, want{kind: query, err: "login_required"})
+
+	// A user record marked disabled by other means (the session left in place)
+	// is refused all the same: the session is read with its user.
+	b := f.signedIn(t, "bob")
+	f.outcome(t, get(t, b, f.authorize(req)), req, want{kind: query})
+	bob, err := f.env.Store.GetUserByUsername(f.ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.Disabled = true
+	if err := f.env.Store.UpdateUser(f.ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	f.outcome(t, get(t, b, f.authorize(req)), req, want{kind: query, err: "login_required"})
+}
