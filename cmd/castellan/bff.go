@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,13 +18,11 @@ import (
 )
 
 func cmdBFF(ctx context.Context, args, env []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bff", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "config `FILE` (YAML); keys can also come from CASTELLAN_* variables")
-	if err := fs.Parse(args); err != nil {
+	path, err := configFlag("bff", args, stderr)
+	if err != nil {
 		return err
 	}
-	cfg, err := config.LoadBFF(*path, env)
+	cfg, err := config.LoadBFF(path, env)
 	if err != nil {
 		return err
 	}

@@ -24,17 +24,25 @@ import (
 )
 
 func cmdServe(ctx context.Context, args, env []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "config `FILE` (YAML); keys can also come from CASTELLAN_* variables")
-	if err := fs.Parse(args); err != nil {
+	path, err := configFlag("serve", args, stderr)
+	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path, env)
+	cfg, err := config.Load(path, env)
 	if err != nil {
 		return err
 	}
 	return serve(ctx, cfg, newLogger(cfg.Log, stderr), nil)
+}
+
+// configFlag parses the arguments of a command whose only flag is -config
+// and returns its value.
+func configFlag(command string, args []string, stderr io.Writer) (string, error) {
+	fs := flag.NewFlagSet(command, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config `FILE` (YAML); keys can also come from CASTELLAN_* variables")
+	err := fs.Parse(args)
+	return *path, err
 }
 
 // newLogger builds the slog logger: text on a terminal, JSON otherwise or when

@@ -94,12 +94,8 @@ func DefaultBFF() BFF {
 // DefaultBFF(), applies CASTELLAN_* variables from environ, and validates.
 func LoadBFF(path string, environ []string) (*BFF, error) {
 	cfg := DefaultBFF()
-	l, err := decode(path, environ, &cfg)
-	if err != nil {
+	if err := load(path, environ, &cfg); err != nil {
 		return nil, err
-	}
-	if problems := cfg.Validate(); len(problems) > 0 {
-		return nil, &Error{Source: sourceName(path), Problems: l.annotate(problems)}
 	}
 	return &cfg, nil
 }
@@ -184,12 +180,7 @@ func (c *BFF) Validate() []string {
 	if c.RefreshBefore.D() > 10*time.Minute {
 		v.add("refresh_before", "at most 10m")
 	}
-	if !oneOf(c.Log.Format, "", "text", "json") {
-		v.add("log.format", "want text or json, got %q", c.Log.Format)
-	}
-	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
-		v.add("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
-	}
+	v.log(c.Log)
 	if c.Database.MaxOpenConns < 0 || c.Database.MaxIdleConns < 0 {
 		v.add("database", "connection counts must not be negative")
 	}

@@ -55,14 +55,23 @@ func (l *loader) problem(path, format string, args ...any) {
 // CASTELLAN_* variables from environ, and validates the result.
 func Load(path string, environ []string) (*Config, error) {
 	cfg := Default()
-	l, err := decode(path, environ, &cfg)
-	if err != nil {
+	if err := load(path, environ, &cfg); err != nil {
 		return nil, err
 	}
-	if problems := cfg.Validate(); len(problems) > 0 {
-		return nil, &Error{Source: sourceName(path), Problems: l.annotate(problems)}
-	}
 	return &cfg, nil
+}
+
+// load decodes the YAML file at path (if not empty) and the CASTELLAN_*
+// variables of environ into cfg, which holds the defaults, and validates it.
+func load(path string, environ []string, cfg interface{ Validate() []string }) error {
+	l, err := decode(path, environ, cfg)
+	if err != nil {
+		return err
+	}
+	if problems := cfg.Validate(); len(problems) > 0 {
+		return &Error{Source: sourceName(path), Problems: l.annotate(problems)}
+	}
+	return nil
 }
 
 // Decode fills dst (a pointer to a struct with yaml tags, already holding its

@@ -50,12 +50,7 @@ func (c *Config) Validate() []string {
 			v.add("debug.pprof_listen", "profiles expose the process's internals: want a loopback address, got %q", a)
 		}
 	}
-	if !oneOf(c.Log.Format, "", "text", "json") {
-		v.add("log.format", "want text or json, got %q", c.Log.Format)
-	}
-	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
-		v.add("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
-	}
+	v.log(c.Log)
 	if c.Database.MaxOpenConns < 0 || c.Database.MaxIdleConns < 0 {
 		v.add("database", "connection counts must not be negative")
 	} else if c.Database.MaxOpenConns > 0 && c.Database.MaxIdleConns > c.Database.MaxOpenConns {
@@ -155,6 +150,16 @@ type validator struct{ problems []string }
 
 func (v *validator) add(key, format string, args ...any) {
 	v.problems = append(v.problems, key+": "+fmt.Sprintf(format, args...))
+}
+
+// log checks the log section, the same in every config.
+func (v *validator) log(l Log) {
+	if !oneOf(l.Format, "", "text", "json") {
+		v.add("log.format", "want text or json, got %q", l.Format)
+	}
+	if !oneOf(l.Level, "debug", "info", "warn", "error") {
+		v.add("log.level", "want debug, info, warn or error, got %q", l.Level)
+	}
 }
 
 func (v *validator) positive(key string, d Duration) {

@@ -15,6 +15,7 @@ import (
 	"hash"
 	"time"
 
+	"github.com/castellan-auth/castellan/dpop"
 	"github.com/castellan-auth/castellan/internal/signing"
 )
 
@@ -211,7 +212,11 @@ func (m *Minter) ParseIDTokenHint(token string) (IDClaims, error) {
 }
 
 func (m *Minter) parse(token, typ string, into any) error {
-	if len(token) > 16<<10 || !compact(token) {
+	// RFC 7519 §7.2 step 1: the JWS Compact Serialization only. The JOSE
+	// library would also take the JSON serialization and strip whitespace
+	// anywhere, so a reshaped token would still verify; Castellan only accepts
+	// a token exactly as it issued it.
+	if len(token) > 16<<10 || !dpop.Compact(token) {
 		return ErrInvalid
 	}
 	payload, gotTyp, err := m.keys.Verify(token, m.keys.Algorithms())
@@ -222,25 +227,6 @@ func (m *Minter) parse(token, typ string, into any) error {
 		return ErrInvalid
 	}
 	return nil
-}
-
-// compact reports whether token is written in the JWS Compact Serialization,
-// the only one a JWT may use (RFC 7519 §7.2 step 1): three base64url parts
-// and nothing else. The JOSE library would also take the JSON serialization
-// and strip whitespace anywhere, so a padded or reshaped token would still
-// verify; Castellan only accepts a token exactly as it issued it.
-func compact(token string) bool {
-	dots := 0
-	for i := 0; i < len(token); i++ {
-		switch c := token[i]; {
-		case c == '.':
-			dots++
-		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
-		default:
-			return false
-		}
-	}
-	return dots == 2
 }
 
 // HalfHash is the at_hash / c_hash of OIDC Core §3.1.3.6: the left half of the
