@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/castellan-auth/castellan/internal/jwstest"
 	"github.com/castellan-auth/castellan/internal/server/servertest"
 	"github.com/castellan-auth/castellan/resource"
 )
@@ -117,23 +118,11 @@ func signWith(t *testing.T, alg jose.SignatureAlgorithm, key any, headers map[jo
 	for k, v := range headers {
 		opts.ExtraHeaders[k] = v
 	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		t.Fatal(err)
 	}
-	jws, err := s.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return jwstest.Sign(t, alg, key, opts, payload)
 }
 
 func newECKey(t *testing.T) *ecdsa.PrivateKey {

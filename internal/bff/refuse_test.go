@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/castellan-auth/castellan/internal/jwstest"
 	"github.com/castellan-auth/castellan/internal/logout"
 	"github.com/castellan-auth/castellan/internal/mint"
 )
@@ -430,18 +431,8 @@ func TestBackchannelLogoutToken(t *testing.T) {
 		{"signed-by-another-key", func(t *testing.T) string {
 			key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			kid := mustKID(t, s)
-			signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key},
-				(&jose.SignerOptions{}).WithType("logout+jwt").WithHeader("kid", kid))
-			if err != nil {
-				t.Fatal(err)
-			}
 			payload, _ := json.Marshal(valid())
-			jws, err := signer.Sign(payload)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tok, _ := jws.CompactSerialize()
-			return tok
+			return jwstest.Sign(t, jose.ES256, key, (&jose.SignerOptions{}).WithType("logout+jwt").WithHeader("kid", kid), payload)
 		}},
 	} {
 		t.Run("refused/"+tc.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/castellan-auth/castellan/internal/jwstest"
 	"github.com/castellan-auth/castellan/internal/server/servertest"
 )
 
@@ -122,17 +123,5 @@ func sign(t *testing.T, alg jose.SignatureAlgorithm, key any, kid, typ string, p
 	if kid != "" {
 		opts = opts.WithHeader("kid", kid)
 	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jws, err := s.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return jwstest.Sign(t, alg, key, opts, payload)
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/castellan-auth/castellan/internal/jwstest"
 )
 
 // TestVerifyAlgorithmAndHeaderPolicy is the algorithm allow-list of every
@@ -31,19 +33,7 @@ func TestVerifyAlgorithmAndHeaderPolicy(t *testing.T) {
 
 	sign := func(t *testing.T, alg jose.SignatureAlgorithm, key any, opts *jose.SignerOptions) string {
 		t.Helper()
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		jws, err := s.Sign(payload)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := jws.CompactSerialize()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
+		return jwstest.Sign(t, alg, key, opts, payload)
 	}
 	headers := func(kv ...any) *jose.SignerOptions {
 		o := (&jose.SignerOptions{}).WithType("at+jwt")

@@ -15,6 +15,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/castellan-auth/castellan/internal/clock"
+	"github.com/castellan-auth/castellan/internal/jwstest"
 	"github.com/castellan-auth/castellan/internal/seal"
 	"github.com/castellan-auth/castellan/internal/signing"
 	"github.com/castellan-auth/castellan/internal/storage/sqlstore"
@@ -99,9 +100,7 @@ func TestVerifyRefusesForeignKey(t *testing.T) {
 	foreign, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tok, _ := ks.Sign("ES256", "JWT", []byte(`{}`))
 	kid := jwks(t, ks).Keys[0].KeyID
-	s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: foreign, KeyID: kid}}, nil)
-	jws, _ := s.Sign([]byte(`{}`))
-	forged, _ := jws.CompactSerialize()
+	forged := jwstest.Sign(t, jose.ES256, jose.JSONWebKey{Key: foreign, KeyID: kid}, nil, []byte(`{}`))
 	if _, _, err := ks.Verify(forged, []string{"ES256"}); err == nil {
 		t.Error("token signed by a foreign key under our kid verified")
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/castellan-auth/castellan/internal/jwstest"
 	"github.com/castellan-auth/castellan/internal/mint"
 	"github.com/castellan-auth/castellan/internal/opaque"
 	"github.com/castellan-auth/castellan/internal/server/servertest"
@@ -108,20 +109,10 @@ func (f *fixture) token(t *testing.T, scope string) servertest.Tokens {
 func foreignToken(t *testing.T, env *servertest.Env) string {
 	t.Helper()
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: k, KeyID: "foreign"}},
-		(&jose.SignerOptions{}).WithType("at+jwt"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := env.Clock.Now()
 	payload, _ := json.Marshal(map[string]any{"iss": env.URL, "sub": "x", "aud": env.URL, "client_id": "spa", "scope": "openid",
 		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": opaque.ID()})
-	jws, err := s.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _ := jws.CompactSerialize()
-	return tok
+	return jwstest.Sign(t, jose.ES256, jose.JSONWebKey{Key: k, KeyID: "foreign"}, (&jose.SignerOptions{}).WithType("at+jwt"), payload)
 }
 
 // TestUserinfo is OIDC Core §5.3 with RFC 6750 bearer tokens (ADVERSARIAL 48–50).
