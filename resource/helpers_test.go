@@ -118,11 +118,7 @@ func signWith(t *testing.T, alg jose.SignatureAlgorithm, key any, headers map[jo
 	for k, v := range headers {
 		opts.ExtraHeaders[k] = v
 	}
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return jwstest.Sign(t, alg, key, opts, payload)
+	return jwstest.SignClaims(t, alg, key, opts, claims)
 }
 
 func newECKey(t *testing.T) *ecdsa.PrivateKey {

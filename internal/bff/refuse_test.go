@@ -431,8 +431,7 @@ func TestBackchannelLogoutToken(t *testing.T) {
 		{"signed-by-another-key", func(t *testing.T) string {
 			key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			kid := mustKID(t, s)
-			payload, _ := json.Marshal(valid())
-			return jwstest.Sign(t, jose.ES256, key, (&jose.SignerOptions{}).WithType("logout+jwt").WithHeader("kid", kid), payload)
+			return jwstest.SignClaims(t, jose.ES256, key, (&jose.SignerOptions{}).WithType("logout+jwt").WithHeader("kid", kid), valid())
 		}},
 	} {
 		t.Run("refused/"+tc.name, func(t *testing.T) {

@@ -20,11 +20,11 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/castellan-auth/castellan/internal/clientkeys"
 	"github.com/castellan-auth/castellan/internal/clock"
 	"github.com/castellan-auth/castellan/internal/config"
+	"github.com/castellan-auth/castellan/internal/jwstest"
 	"github.com/castellan-auth/castellan/internal/oauth"
 	"github.com/castellan-auth/castellan/internal/seal"
 	"github.com/castellan-auth/castellan/internal/storage/sqlstore"
@@ -99,15 +99,7 @@ func sign(t testing.TB, k signingKey, claims map[string]any, header map[jose.Hea
 	for name, v := range header {
 		opts = opts.WithHeader(name, v)
 	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: k.alg, Key: jose.JSONWebKey{Key: k.key, KeyID: k.kid}}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := jwt.Signed(s).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return jwstest.SignClaims(t, k.alg, jose.JSONWebKey{Key: k.key, KeyID: k.kid}, opts, claims)
 }
 
 // unsigned is an alg=none JWT of claims.
@@ -125,15 +117,7 @@ func hmacWithPublicKey(t testing.TB, k signingKey, claims map[string]any) string
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: der}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", k.kid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := jwt.Signed(s).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return jwstest.SignClaims(t, jose.HS256, der, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", k.kid), claims)
 }
 
 type assertionEnv struct {

@@ -3,6 +3,7 @@
 package jwstest
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
@@ -25,4 +26,15 @@ func Sign(t testing.TB, alg jose.SignatureAlgorithm, key any, opts *jose.SignerO
 		t.Fatal(err)
 	}
 	return out
+}
+
+// SignClaims is Sign of claims marshalled as JSON: a JWT with whatever
+// claims and headers a test needs.
+func SignClaims(t testing.TB, alg jose.SignatureAlgorithm, key any, opts *jose.SignerOptions, claims any) string {
+	t.Helper()
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Sign(t, alg, key, opts, payload)
 }

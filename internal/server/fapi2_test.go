@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/castellan-auth/castellan/dpop/dpoptest"
 	"github.com/castellan-auth/castellan/internal/config"
+	"github.com/castellan-auth/castellan/internal/jwstest"
 	"github.com/castellan-auth/castellan/internal/oauth"
 	"github.com/castellan-auth/castellan/internal/opaque"
 	"github.com/castellan-auth/castellan/internal/server/servertest"
@@ -152,15 +152,7 @@ func (f *fapi) requestObject(t *testing.T, a servertest.Authz, alg string, edit 
 
 func signRSA(t *testing.T, k *rsa.PrivateKey, alg jose.SignatureAlgorithm, claims any) string {
 	t.Helper()
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: k, KeyID: "r1"}}, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := jwt.Signed(s).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return jwstest.SignClaims(t, alg, jose.JSONWebKey{Key: k, KeyID: "r1"}, (&jose.SignerOptions{}).WithType("JWT"), claims)
 }
 
 // pushRequestObject pushes a request object for the fapi client; Castellan

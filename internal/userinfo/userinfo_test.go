@@ -110,9 +110,9 @@ func foreignToken(t *testing.T, env *servertest.Env) string {
 	t.Helper()
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	now := env.Clock.Now()
-	payload, _ := json.Marshal(map[string]any{"iss": env.URL, "sub": "x", "aud": env.URL, "client_id": "spa", "scope": "openid",
-		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": opaque.ID()})
-	return jwstest.Sign(t, jose.ES256, jose.JSONWebKey{Key: k, KeyID: "foreign"}, (&jose.SignerOptions{}).WithType("at+jwt"), payload)
+	claims := map[string]any{"iss": env.URL, "sub": "x", "aud": env.URL, "client_id": "spa", "scope": "openid",
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": opaque.ID()}
+	return jwstest.SignClaims(t, jose.ES256, jose.JSONWebKey{Key: k, KeyID: "foreign"}, (&jose.SignerOptions{}).WithType("at+jwt"), claims)
 }
 
 // TestUserinfo is OIDC Core §5.3 with RFC 6750 bearer tokens (ADVERSARIAL 48–50).

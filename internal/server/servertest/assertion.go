@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/castellan-auth/castellan/internal/config"
+	"github.com/castellan-auth/castellan/internal/jwstest"
 	"github.com/castellan-auth/castellan/internal/oauth"
 	"github.com/castellan-auth/castellan/internal/opaque"
 )
@@ -41,15 +41,7 @@ func (k ClientKey) JWKS() config.JSON {
 // Sign signs claims as a compact JWS with typ JWT.
 func (k ClientKey) Sign(t testing.TB, claims any) string {
 	t.Helper()
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: k.Key, KeyID: k.KID}}, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := jwt.Signed(s).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return jwstest.SignClaims(t, jose.ES256, jose.JSONWebKey{Key: k.Key, KeyID: k.KID}, (&jose.SignerOptions{}).WithType("JWT"), claims)
 }
 
 // AssertionClaims are good claims for clientID's assertion to aud at now,
