@@ -12,12 +12,11 @@ import (
 // userinfo pay one round trip (and on SQLite one prepared statement) instead
 // of three. The one-row derived table makes the outer joins return a row even
 // when neither the grant nor its session exists; their columns are then NULL.
-// The conditions on ” keep a token without a grant, and a grant without a
-// session, from ever matching a row.
-const accessStateQuery = `SELECT
+// The conditions against the empty string keep a token without a grant, and a
+// grant without a session, from ever matching a row.
+var accessStateQuery = `SELECT
 	EXISTS (SELECT 1 FROM replay_cache WHERE key = ? AND expires_at > ?),
-	g.id, g.client_id, g.user_id, g.sid, g.session_bound, g.scopes, g.auth_time, g.amr, g.dpop_jkt, g.created_at, g.expires_at, g.revoked_at,
-	s.id_hash, s.sid, s.user_id, s.auth_time, s.amr, s.created_at, s.last_active_at, s.expires_at
+	` + qualified("g", grantColumns) + `, ` + qualified("s", sessionColumns) + `
 	FROM (SELECT 1 AS one) one
 	LEFT JOIN grants g ON g.id = ? AND g.id <> ''
 	LEFT JOIN sessions s ON s.sid = g.sid AND g.sid <> ''`

@@ -37,9 +37,7 @@ func (s *Store) CreateAuthCode(ctx context.Context, c storage.AuthCode) error {
 // Nothing is lost by not marking such a code used: its grant could not be
 // stored (grants.user_id is a foreign key), and a deleted user's grants are
 // deleted with them, so a replay has nothing to revoke.
-const codeWithUser = `SELECT c.code_hash, c.client_id, c.user_id, c.sid, c.redirect_uri, c.scopes, c.nonce, c.code_challenge,
-	c.code_challenge_method, c.auth_time, c.amr, c.grant_id, c.dpop_jkt, c.created_at, c.expires_at, c.used_at,
-	u.id, u.username, u.password_hash, u.email, u.email_verified, u.name, u.given_name, u.family_name, u.disabled, u.created_at, u.updated_at
+var codeWithUser = `SELECT ` + qualified("c", codeColumns) + `, ` + qualified("u", userColumns) + `
 	FROM auth_codes c JOIN users u ON u.id = c.user_id WHERE c.code_hash = ?`
 
 // codeWithUserLock is the row-lock suffix of codeWithUser (PostgreSQL only:

@@ -26,8 +26,7 @@ func scanGrant(row interface{ Scan(...any) error }) (storage.Grant, error) {
 
 // refreshWithGrant selects a refresh token joined with its grant; the grant
 // columns are prefixed so the join reads in one round trip.
-const refreshWithGrant = `SELECT r.hash, r.grant_id, r.generation, r.created_at, r.expires_at, r.used_at, r.child_hash,
-	g.id, g.client_id, g.user_id, g.sid, g.session_bound, g.scopes, g.auth_time, g.amr, g.dpop_jkt, g.created_at, g.expires_at, g.revoked_at
+var refreshWithGrant = `SELECT ` + qualified("r", refreshColumns) + `, ` + qualified("g", grantColumns) + `
 	FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.hash = ?`
 
 func scanRefreshWithGrant(row interface{ Scan(...any) error }) (storage.RefreshToken, storage.Grant, error) {
@@ -48,10 +47,8 @@ func scanRefreshWithGrant(row interface{ Scan(...any) error }) (storage.RefreshT
 // decides whether a session-bound family may still refresh, and the user, whose
 // claims go into the refreshed ID token: all read with the token instead of in
 // more round trips after the rotation. Every grant has its user (a foreign key).
-const refreshForUse = `SELECT r.hash, r.grant_id, r.generation, r.created_at, r.expires_at, r.used_at, r.child_hash,
-	g.id, g.client_id, g.user_id, g.sid, g.session_bound, g.scopes, g.auth_time, g.amr, g.dpop_jkt, g.created_at, g.expires_at, g.revoked_at,
-	s.id_hash, s.sid, s.user_id, s.auth_time, s.amr, s.created_at, s.last_active_at, s.expires_at,
-	u.id, u.username, u.password_hash, u.email, u.email_verified, u.name, u.given_name, u.family_name, u.disabled, u.created_at, u.updated_at
+var refreshForUse = `SELECT ` + qualified("r", refreshColumns) + `, ` + qualified("g", grantColumns) + `,
+	` + qualified("s", sessionColumns) + `, ` + qualified("u", userColumns) + `
 	FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id JOIN users u ON u.id = g.user_id
 	LEFT JOIN sessions s ON s.sid = g.sid AND g.sid <> ''
 	WHERE r.hash = ?`

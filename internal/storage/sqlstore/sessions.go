@@ -32,8 +32,7 @@ func (s *Store) GetSession(ctx context.Context, idHash []byte) (storage.Session,
 
 // sessionAndUser reads a session and its user; every session has its user (a
 // foreign key).
-const sessionAndUser = `SELECT s.id_hash, s.sid, s.user_id, s.auth_time, s.amr, s.created_at, s.last_active_at, s.expires_at,
-	u.id, u.username, u.password_hash, u.email, u.email_verified, u.name, u.given_name, u.family_name, u.disabled, u.created_at, u.updated_at
+var sessionAndUser = `SELECT ` + qualified("s", sessionColumns) + `, ` + qualified("u", userColumns) + `
 	FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ?`
 
 func (s *Store) GetSessionAndUser(ctx context.Context, idHash []byte) (storage.Session, storage.User, error) {

@@ -428,6 +428,16 @@ func tm(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
+// qualified prefixes each column of a column list (grantColumns, …) with
+// alias, for the select list of a join that reads several records at once.
+func qualified(alias, columns string) string {
+	fields := strings.Split(columns, ",")
+	for i, f := range fields {
+		fields[i] = alias + "." + strings.TrimSpace(f)
+	}
+	return strings.Join(fields, ", ")
+}
+
 // Lists of space-free words (scopes, amr values) are stored space-separated.
 func joinList(l []string) string { return strings.Join(l, " ") }
 
