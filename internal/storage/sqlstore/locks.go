@@ -71,8 +71,8 @@ func newAdvisoryLocker(dsn string) (*advisoryLocker, error) {
 	return &advisoryLocker{cfg: cfg}, nil
 }
 
-// unlockTimeout bounds closing the lock's connection; the server ends the
-// session (and the lock) when the socket closes in any case.
+// unlockTimeout bounds releasing the lock and closing its connection; the
+// server ends the session (and the lock) when the socket closes in any case.
 const unlockTimeout = 5 * time.Second
 
 func (l *advisoryLocker) tryLock(ctx context.Context, name string) (func(), bool, error) {
@@ -83,6 +83,18 @@ func (l *advisoryLocker) tryLock(ctx context.Context, name string) (func(), bool
 	closeConn := func() {
 		cctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
 		defer cancel()
+		conn.Close(cctx)
+	}
+	// Closing alone is not enough for unlock: the client's Terminate message
+	// returns at once while the server ends the session (and drops its locks)
+	// a moment later, so a caller that unlocks and then tries again, or
+	// signals another node to, could find its own lock still held. Releasing
+	// first, and waiting for the answer, makes the release happen before
+	// unlock returns; if that fails the closed session still releases it.
+	release := func() {
+		cctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+		defer cancel()
+		_, _ = conn.Exec(cctx, `SELECT pg_advisory_unlock_all()`)
 		conn.Close(cctx)
 	}
 	var ok bool
@@ -96,10 +108,8 @@ func (l *advisoryLocker) tryLock(ctx context.Context, name string) (func(), bool
 		}
 		return nil, false, nil
 	}
-	// Ending the session releases the lock: no pg_advisory_unlock needed, and
-	// none forgotten.
 	var once sync.Once
-	return func() { once.Do(closeConn) }, true, nil
+	return func() { once.Do(release) }, true, nil
 }
 
 // lockErr keeps driver types out of the error, as mapErr does.
