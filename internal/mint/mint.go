@@ -13,9 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"slices"
 	"time"
 
 	"github.com/castellan-auth/castellan/dpop"
+	"github.com/castellan-auth/castellan/internal/recent"
 	"github.com/castellan-auth/castellan/internal/signing"
 )
 
@@ -129,12 +131,24 @@ type Minter struct {
 	keys     *signing.Keyset
 	issuer   string
 	audience Audience
+	// accessClaims remembers the claims decoded from verified access-token
+	// payloads, by the SHA-256 of the payload: a resource server introspects
+	// or calls userinfo with the same token again and again, and decoding its
+	// JSON was a tenth of such a call once the signature check was cached.
+	// It memoizes a pure function of bytes that already verified, so it
+	// decides nothing: expiry, issuer and revocation are checked on every call.
+	accessClaims *recent.Map[[sha256.Size]byte, AccessClaims]
 }
+
+// accessClaimsMemoSize is one generation of Minter.accessClaims, the same as
+// the keyset's verification cache.
+const accessClaimsMemoSize = 4096
 
 // New returns a minter over keys for issuer. audience is the default resource
 // indicator of access tokens (RFC 9068 §3).
 func New(keys *signing.Keyset, issuer string, audience []string) *Minter {
-	return &Minter{keys: keys, issuer: issuer, audience: audience}
+	return &Minter{keys: keys, issuer: issuer, audience: audience,
+		accessClaims: recent.New[[sha256.Size]byte, AccessClaims](accessClaimsMemoSize)}
 }
 
 // Issuer is the "iss" of every token.
@@ -184,8 +198,12 @@ var (
 // published key with an allowed algorithm, typ at+jwt, issuer and expiry.
 // Revocation is the caller's to check (by Grant and JTI).
 func (m *Minter) ParseAccess(token string, now time.Time) (AccessClaims, error) {
-	var c AccessClaims
-	if err := m.parse(token, TypeAccessToken, &c); err != nil {
+	payload, err := m.verify(token, TypeAccessToken)
+	if err != nil {
+		return AccessClaims{}, err
+	}
+	c, err := m.decodeAccess(payload)
+	if err != nil {
 		return c, err
 	}
 	if c.Issuer != m.issuer || c.Subject == "" || c.JTI == "" || c.ClientID == "" {
@@ -211,22 +229,57 @@ func (m *Minter) ParseIDTokenHint(token string) (IDClaims, error) {
 	return c, nil
 }
 
-func (m *Minter) parse(token, typ string, into any) error {
-	// RFC 7519 §7.2 step 1: the JWS Compact Serialization only. The JOSE
-	// library would also take the JSON serialization and strip whitespace
-	// anywhere, so a reshaped token would still verify; Castellan only accepts
-	// a token exactly as it issued it.
-	if len(token) > 16<<10 || !dpop.Compact(token) {
-		return ErrInvalid
+// decodeAccess decodes a verified access-token payload, through the memo.
+// Every caller gets its own copy of the slices and the confirmation, so none
+// can change what the next one reads.
+func (m *Minter) decodeAccess(payload []byte) (AccessClaims, error) {
+	digest := sha256.Sum256(payload)
+	if c, ok := m.accessClaims.Get(digest); ok {
+		return c.clone(), nil
 	}
-	payload, gotTyp, err := m.keys.Verify(token, m.keys.Algorithms())
-	if err != nil || gotTyp != typ {
-		return ErrInvalid
+	var c AccessClaims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return c, ErrInvalid
+	}
+	m.accessClaims.Put(digest, c.clone())
+	return c, nil
+}
+
+func (c AccessClaims) clone() AccessClaims {
+	c.Audience, c.AMR = slices.Clone(c.Audience), slices.Clone(c.AMR)
+	if c.Confirmation != nil {
+		cnf := *c.Confirmation
+		c.Confirmation = &cnf
+	}
+	return c
+}
+
+func (m *Minter) parse(token, typ string, into any) error {
+	payload, err := m.verify(token, typ)
+	if err != nil {
+		return err
 	}
 	if err := json.Unmarshal(payload, into); err != nil {
 		return ErrInvalid
 	}
 	return nil
+}
+
+// verify checks token's signature and typ and returns its payload, which may
+// be shared with other callers (see signing.Keyset.Verify): read-only.
+func (m *Minter) verify(token, typ string) ([]byte, error) {
+	// RFC 7519 §7.2 step 1: the JWS Compact Serialization only. The JOSE
+	// library would also take the JSON serialization and strip whitespace
+	// anywhere, so a reshaped token would still verify; Castellan only accepts
+	// a token exactly as it issued it.
+	if len(token) > 16<<10 || !dpop.Compact(token) {
+		return nil, ErrInvalid
+	}
+	payload, gotTyp, err := m.keys.Verify(token, m.keys.Algorithms())
+	if err != nil || gotTyp != typ {
+		return nil, ErrInvalid
+	}
+	return payload, nil
 }
 
 // HalfHash is the at_hash / c_hash of OIDC Core §3.1.3.6: the left half of the

@@ -262,3 +262,32 @@ func TestIDToken(t *testing.T) {
 		}
 	})
 }
+
+// Claims decoded once are remembered, but every caller gets its own copy: a
+// caller changing its claims cannot change what the next call reads. Expiry
+// is checked on every call (see TestParseAccess: the same token is valid and
+// then expired).
+func TestParseAccessCopiesRememberedClaims(t *testing.T) {
+	m, clk := minter(t, "https://id.example")
+	now := clk.Now()
+	tok, _, err := m.NewAccess(mint.AccessParams{ClientID: "spa", Subject: "u1", Scopes: []string{"openid"}, GrantID: "g1",
+		AMR: []string{"pwd"}, IssuedAt: now, Expiry: now.Add(time.Hour), JKT: "thumbprint"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := m.ParseAccess(tok, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(first)
+	for i := range 3 {
+		got, err := m.ParseAccess(tok, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := json.Marshal(got); !bytes.Equal(b, want) {
+			t.Fatalf("call %d: got %s, want %s", i+2, b, want)
+		}
+		got.Audience[0], got.AMR[0], got.Confirmation.JKT = "changed", "changed", "changed"
+	}
+}

@@ -22,7 +22,7 @@ func (ks *Keyset) VerifyUncached(token string, allowed []string) ([]byte, string
 }
 
 // VerifyCacheLen is how many entries the verification cache holds.
-func (ks *Keyset) VerifyCacheLen() int { return ks.verified.len() }
+func (ks *Keyset) VerifyCacheLen() int { return ks.verified.Len() }
 
 // SetVerifyCacheSize empties the verification cache and bounds each of its
 // generations to size entries, so a test can fill it quickly.

@@ -313,7 +313,7 @@ func (ks *Keyset) Algorithms() []string { return ks.policy.Algorithms }
 func (ks *Keyset) Verify(token string, allowed []string) ([]byte, string, error) {
 	// One hash per call: it is the lookup key and, on a miss, the key to store.
 	digest := tokenDigest(sha256.Sum256([]byte(token)))
-	if v, ok := ks.verified.get(digest); ok {
+	if v, ok := ks.verified.Get(digest); ok {
 		// The bytes verified before; only what may have changed since is checked.
 		if !slices.Contains(allowed, v.alg) {
 			return nil, "", errors.New("algorithm not allowed")
@@ -327,7 +327,7 @@ func (ks *Keyset) Verify(token string, allowed []string) ([]byte, string, error)
 	if err != nil {
 		return nil, "", err // never cached
 	}
-	ks.verified.put(digest, v)
+	ks.verified.Put(digest, v)
 	return v.payload, v.typ, nil
 }
 

@@ -2,7 +2,8 @@ package signing
 
 import (
 	"crypto/sha256"
-	"sync"
+
+	"github.com/castellan-auth/castellan/internal/recent"
 )
 
 // verifyCacheSize is how many verified tokens one generation of the cache
@@ -26,62 +27,17 @@ type verified struct {
 	alg     string
 }
 
-// verifyCache remembers the tokens that verified, so that a resource server
-// introspecting the same access token again and again costs a hash instead of
-// a JWS parse and a signature check.
+// The verification cache (Keyset.verified) remembers the tokens that
+// verified, so that a resource server introspecting the same access token again
+// and again costs a hash instead of a JWS parse and a signature check.
 //
 // Why this is safe: a JWS signature covers exactly the bytes of the header and
 // payload, so a token with identical bytes verifies identically every time;
 // what can change is only whether the key that signed it is still published
 // and whether its algorithm is still allowed, and Verify checks both again on
 // every hit. Failed verifications are never stored, so a bad token cannot
-// occupy or poison an entry.
-//
-// Memory is bounded by two generations of verifyCacheSize entries: when the
-// current generation is full it becomes the previous one (dropping the one
-// before), and a hit in the previous generation is copied into the current
-// one, so tokens still in use survive. One mutex is enough on few cores: the
-// critical sections are a map lookup or insert.
-type verifyCache struct {
-	mu        sync.Mutex
-	size      int
-	cur, prev map[tokenDigest]verified
-}
+// occupy or poison an entry. Memory is bounded by recent.Map's two
+// generations of verifyCacheSize entries.
+type verifyCache = recent.Map[tokenDigest, verified]
 
-func newVerifyCache(size int) *verifyCache {
-	return &verifyCache{size: size, cur: make(map[tokenDigest]verified, size)}
-}
-
-func (c *verifyCache) get(d tokenDigest) (verified, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if v, ok := c.cur[d]; ok {
-		return v, true
-	}
-	v, ok := c.prev[d]
-	if ok {
-		c.putLocked(d, v)
-	}
-	return v, ok
-}
-
-func (c *verifyCache) put(d tokenDigest, v verified) {
-	c.mu.Lock()
-	c.putLocked(d, v)
-	c.mu.Unlock()
-}
-
-func (c *verifyCache) putLocked(d tokenDigest, v verified) {
-	if len(c.cur) >= c.size {
-		c.prev, c.cur = c.cur, make(map[tokenDigest]verified, c.size)
-	}
-	c.cur[d] = v
-}
-
-// len is how many entries the cache holds (both generations; a promoted entry
-// counts twice until its old generation is dropped).
-func (c *verifyCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.cur) + len(c.prev)
-}
+func newVerifyCache(size int) *verifyCache { return recent.New[tokenDigest, verified](size) }
