@@ -78,6 +78,9 @@ const userUsage = `Usage:
   castellan user enable USERNAME
   castellan user passwd USERNAME [--password-stdin]
   castellan user rm USERNAME
+Clients that registered a backchannel_logout_uri are told about the sessions
+that disable and rm end by the server running on the same database (at once if
+it runs, else when it next starts).
 Each takes --config FILE or --dev. Passwords are read from a prompt, or from the
 first line of standard input with --password-stdin; never from the command line.
 `
@@ -218,7 +221,7 @@ func cmdUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, s
 		if err != nil {
 			return err
 		}
-		ended, err := store.DeleteUser(ctx, u.ID)
+		ended, err := store.DeleteUser(ctx, u.ID, clk.Now())
 		if err != nil {
 			return err
 		}

@@ -2,8 +2,9 @@
 // Castellan's pages and OpenID Connect RP-Initiated Logout 1.0 — and tells the
 // clients that received tokens in the session: Front-Channel Logout 1.0
 // (iframes on the logged-out page) and Back-Channel Logout 1.0 (a signed logout
-// token POSTed from a bounded queue with retries). Sessions that end by
-// expiry reach the same notifier through the session manager.
+// token POSTed in the background, with retries, from notices that storage
+// queues whenever a session ends: by sign-out, expiry or administration, in
+// this process or another).
 package logout
 
 import (

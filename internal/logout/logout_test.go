@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/castellan-auth/castellan/internal/config"
 	"github.com/castellan-auth/castellan/internal/logout"
 	"github.com/castellan-auth/castellan/internal/server/servertest"
+	"github.com/castellan-auth/castellan/internal/storage/sqlstore"
 )
 
 // receiver is a relying party's back-channel logout endpoint.
@@ -58,7 +60,10 @@ const (
 
 // setup starts a provider with a confidential client "rp" that has
 // back-channel (to rc) and front-channel logout URIs.
-func setup(t *testing.T, rc *receiver) *servertest.Env {
+func setup(t *testing.T, rc *receiver) *servertest.Env { return setupIn(t, rc, "") }
+
+// setupIn is setup with the database and key in dir ("": a new one).
+func setupIn(t *testing.T, rc *receiver, dir string) *servertest.Env {
 	cfg := servertest.WithClients(servertest.Config())
 	cfg.Clients = append(cfg.Clients, config.Client{
 		ClientID: "rp", ClientName: "Relying Party", ClientSecret: servertest.WebSecret,
@@ -67,7 +72,7 @@ func setup(t *testing.T, rc *receiver) *servertest.Env {
 		SkipConsent: true, BackchannelLogoutURI: rc.URL + "/backchannel", FrontchannelLogoutURI: "https://rp.example/frontchannel",
 		IDTokenSignedResponseAlg: "ES256",
 	})
-	env := servertest.New(t, servertest.Options{Config: cfg})
+	env := servertest.New(t, servertest.Options{Config: cfg, Dir: dir})
 	env.Server.Notifier.SetRetry(5, 10*time.Millisecond)
 	return env
 }
@@ -361,6 +366,80 @@ func TestBackchannelRetries(t *testing.T) {
 		t.Error("the browser waited for the back-channel delivery")
 	}
 	verifyLogoutToken(t, env, await(t, rc))
+}
+
+// TestSessionsEndedElsewhereNotify: sessions ended outside the server's
+// session manager — by the admin CLI, another process, disabling or deleting
+// the user — are announced all the same: the notices are queued in storage
+// with the ending, and the server finds them without being told. Deleting the
+// user takes their grants, which name the clients to tell; the notice was
+// queued before.
+func TestSessionsEndedElsewhereNotify(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		end  func(ctx context.Context, env *servertest.Env, userID string) error
+	}{
+		{"disable-user", func(ctx context.Context, env *servertest.Env, id string) error {
+			_, err := env.Store.DisableUser(ctx, id, env.Clock.Now())
+			return err
+		}},
+		{"delete-user", func(ctx context.Context, env *servertest.Env, id string) error {
+			_, err := env.Store.DeleteUser(ctx, id, env.Clock.Now())
+			return err
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rc := newReceiver(t, 0)
+			env := setup(t, rc)
+			signIn(t, env, env.Agent("alice"))
+			u, err := env.Store.GetUserByUsername(t.Context(), "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.end(t.Context(), env, u.ID); err != nil {
+				t.Fatal(err)
+			}
+			if got := verifyLogoutToken(t, env, await(t, rc)); got.Subject != u.ID {
+				t.Errorf("logout token sub %q, want %q", got.Subject, u.ID)
+			}
+		})
+	}
+}
+
+// TestNoticesOutliveTheServer: a session that ends while no server runs (the
+// admin CLI disables the user during maintenance) is announced by the next
+// server to start on the database.
+func TestNoticesOutliveTheServer(t *testing.T) {
+	rc := newReceiver(t, 0)
+	dir := t.TempDir()
+	t.Run("sign-in", func(t *testing.T) { // its server stops when it ends
+		env := setupIn(t, rc, dir)
+		signIn(t, env, env.Agent("alice"))
+	})
+
+	ctx := t.Context()
+	st, err := sqlstore.Open(ctx, "sqlite://"+filepath.Join(dir, "castellan.db"), sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := st.GetUserByUsername(ctx, "alice")
+	if err == nil {
+		_, err = st.DisableUser(ctx, u.ID, time.Now())
+	}
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-rc.got:
+		t.Fatal("a logout token arrived with no server running")
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	env := setupIn(t, rc, dir)
+	if got := verifyLogoutToken(t, env, await(t, rc)); got.Subject != u.ID {
+		t.Errorf("logout token sub %q, want %q", got.Subject, u.ID)
+	}
 }
 
 func TestDiscoveryListsLogout(t *testing.T) {

@@ -2,6 +2,7 @@ package logout
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -19,6 +20,7 @@ import (
 // Store is what logout needs from storage.
 type Store interface {
 	storage.Clients
+	storage.LogoutNotices
 	ListGrantsByUser(ctx context.Context, userID string) ([]storage.Grant, error)
 }
 
@@ -37,9 +39,17 @@ type LogoutClaims struct {
 	SID      string                    `json:"sid,omitempty"`
 }
 
-// Notifier tells clients that a session ended: back-channel logout tokens are
-// POSTed from a bounded queue by background workers, with retries, so neither
-// the browser nor the session sweeper ever waits for a client.
+// Notifier tells clients that a session ended by POSTing back-channel logout
+// tokens, in the background, so neither the browser nor the session sweeper
+// ever waits for a client.
+//
+// The work comes from storage, not from memory: every call that ends a session
+// queues its notices in the same transaction (storage.LogoutNotices). A notice
+// therefore survives a crash or a restart, a session ended by the admin CLI
+// (another process) is announced by the server, and on several nodes each
+// notice is claimed by one of them at a time. Ended only wakes the notifier
+// up; it also looks on its own every pollInterval, for notices queued
+// elsewhere and for retries.
 type Notifier struct {
 	store      Store
 	mint       *mint.Minter
@@ -48,23 +58,28 @@ type Notifier struct {
 	log        *slog.Logger
 	http       *http.Client
 
-	queue chan job
-	// Attempts and Backoff bound the retries of one delivery.
+	// attempts and backoff bound the retries of one delivery.
 	attempts int
 	backoff  time.Duration
 
-	mu      sync.Mutex
-	stopped bool
-	timers  sync.WaitGroup
+	wake chan struct{}
 }
 
-type job struct {
-	session storage.Session
-	client  *storage.Client // nil: resolve the session's clients first
-	attempt int
-}
+const (
+	// pollInterval is how often the notifier looks for due notices when
+	// nothing woke it.
+	pollInterval = time.Second
+	// claimBatch is how many notices one claim takes, delivered by up to
+	// deliverers requests at a time.
+	claimBatch = 16
+	deliverers = 4
+	// leaseFor is how long a claimed notice is this node's to deliver: longer
+	// than the batch can take (claimBatch / deliverers × the HTTP timeout).
+	// If the node dies first, the notice is due again when the lease ends.
+	leaseFor = time.Minute
+)
 
-// NewNotifier returns a notifier; Run starts its workers.
+// NewNotifier returns a notifier; Run does its work.
 func NewNotifier(store Store, m *mint.Minter, algorithms []string, clk clock.Clock, log *slog.Logger) *Notifier {
 	return &Notifier{
 		store: store, mint: m, algorithms: algorithms, clock: clk, log: log,
@@ -74,9 +89,9 @@ func NewNotifier(store Store, m *mint.Minter, algorithms []string, clk clock.Clo
 			// carry the token somewhere unregistered.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		queue:    make(chan job, 1024),
 		attempts: 5,
 		backoff:  time.Second,
+		wake:     make(chan struct{}, 1),
 	}
 }
 
@@ -85,75 +100,102 @@ func (n *Notifier) SetRetry(attempts int, backoff time.Duration) {
 	n.attempts, n.backoff = attempts, backoff
 }
 
-// Ended is a session.EndedFunc: it queues the sessions and returns at once.
-func (n *Notifier) Ended(_ context.Context, ended []storage.Session, reason string) {
-	for _, s := range ended {
-		n.enqueue(job{session: s})
-	}
-}
+// Ended is a session.EndedFunc. The ended sessions' notices are already in
+// storage; it only wakes the notifier and returns at once.
+func (n *Notifier) Ended(context.Context, []storage.Session, string) { n.Wake() }
 
-func (n *Notifier) enqueue(j job) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.stopped {
-		return
-	}
+// Wake makes Run look for due notices now.
+func (n *Notifier) Wake() {
 	select {
-	case n.queue <- j:
-	default:
-		n.log.Warn("back-channel logout queue full; notification dropped", "sid", j.session.SID)
+	case n.wake <- struct{}{}:
+	default: // a wake-up is pending already
 	}
 }
 
-// Run works the queue with a few workers until ctx ends.
+// Run delivers due notices until ctx ends.
+//
+// Due times, leases and backoff are wall-clock time, not the notifier's clock
+// (which dates the logout tokens): they schedule work, and nodes sharing a
+// database are assumed to agree on the time to well within a lease.
 func (n *Notifier) Run(ctx context.Context) {
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case j := <-n.queue:
-					n.work(ctx, j)
-				}
-			}
-		}()
+	poll := time.NewTicker(pollInterval)
+	defer poll.Stop()
+	for {
+		n.drain(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.wake:
+		case <-poll.C:
+		}
 	}
-	wg.Wait()
-	n.mu.Lock()
-	n.stopped = true
-	n.mu.Unlock()
 }
 
-func (n *Notifier) work(ctx context.Context, j job) {
-	if j.client == nil {
-		clients, err := n.clientsOf(ctx, j.session)
+// drain delivers the notices due now, a batch at a time, until none is left.
+func (n *Notifier) drain(ctx context.Context) {
+	for ctx.Err() == nil {
+		now := time.Now()
+		batch, err := n.store.ClaimLogoutNotices(ctx, now, now.Add(leaseFor), claimBatch)
 		if err != nil {
-			n.log.Error("back-channel logout: find the session's clients", "sid", j.session.SID, "err", err)
+			if ctx.Err() == nil {
+				n.log.Error("back-channel logout: claim notices", "err", err)
+			}
 			return
 		}
-		for i := range clients {
-			if clients[i].BackchannelLogoutURI != "" {
-				n.work(ctx, job{session: j.session, client: &clients[i]})
-			}
+		var wg sync.WaitGroup
+		slots := make(chan struct{}, deliverers)
+		for _, x := range batch {
+			slots <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				n.attempt(ctx, x)
+			})
+		}
+		wg.Wait()
+		if len(batch) < claimBatch {
+			return
+		}
+	}
+}
+
+// attempt delivers one claimed notice, then removes it or schedules a retry.
+func (n *Notifier) attempt(ctx context.Context, x storage.LogoutNotice) {
+	c, err := n.store.GetClient(ctx, x.ClientID)
+	switch {
+	case errors.Is(err, storage.ErrNotFound), err == nil && c.BackchannelLogoutURI == "":
+		n.remove(ctx, x) // nobody to tell
+		return
+	case err == nil:
+		err = n.deliver(ctx, storage.Session{SID: x.SID, UserID: x.UserID}, c)
+	}
+	if err == nil {
+		n.remove(ctx, x)
+		return
+	}
+	x.Attempts++
+	if x.Attempts >= n.attempts {
+		n.log.Warn("back-channel logout failed; giving up", "client_id", x.ClientID, "sid", x.SID, "attempts", x.Attempts, "err", err)
+		n.remove(ctx, x)
+		return
+	}
+	delay := n.backoff << (x.Attempts - 1)
+	n.log.Info("back-channel logout failed; will retry", "client_id", x.ClientID, "in", delay, "err", err)
+	// If this write fails, the lease's end brings the notice back instead.
+	if err := n.store.RetryLogoutNotice(ctx, x.SID, x.ClientID, x.Attempts, time.Now().Add(delay)); err != nil {
+		if !errors.Is(err, storage.ErrNotFound) && ctx.Err() == nil {
+			n.log.Error("back-channel logout: schedule retry", "client_id", x.ClientID, "err", err)
 		}
 		return
 	}
-	err := n.deliver(ctx, j.session, *j.client)
-	if err == nil {
-		return
+	time.AfterFunc(delay, n.Wake)
+}
+
+func (n *Notifier) remove(ctx context.Context, x storage.LogoutNotice) {
+	if err := n.store.DeleteLogoutNotice(ctx, x.SID, x.ClientID); err != nil && ctx.Err() == nil {
+		// Delivered again when the lease ends: a fresh logout token for a
+		// session the client has already ended, which it takes as done.
+		n.log.Error("back-channel logout: remove delivered notice", "client_id", x.ClientID, "err", err)
 	}
-	j.attempt++
-	if j.attempt >= n.attempts {
-		n.log.Warn("back-channel logout failed; giving up", "client_id", j.client.ID, "sid", j.session.SID, "attempts", j.attempt, "err", err)
-		return
-	}
-	delay := n.backoff << (j.attempt - 1)
-	n.log.Info("back-channel logout failed; will retry", "client_id", j.client.ID, "in", delay, "err", err)
-	time.AfterFunc(delay, func() { n.enqueue(j) })
 }
 
 // clientsOf returns the clients that were given tokens in session s.

@@ -34,6 +34,17 @@ type Session struct {
 	ExpiresAt    time.Time
 }
 
+// LogoutNotice is a back-channel logout token owed to a client: the session
+// SID of UserID ended and ClientID received tokens in it.
+type LogoutNotice struct {
+	SID, ClientID, UserID string
+	CreatedAt             time.Time
+	// Attempts is how many deliveries failed so far; DueAt is when the next
+	// may start (zero: at once).
+	Attempts int
+	DueAt    time.Time
+}
+
 // Client is a registered OAuth client. Field names follow RFC 7591.
 type Client struct {
 	ID string

@@ -19,6 +19,7 @@ type Storage interface {
 	ReplayCache
 	Locker
 	BFFSessions
+	LogoutNotices
 
 	// Ping reports whether the backend answers.
 	Ping(ctx context.Context) error
@@ -40,10 +41,12 @@ type Users interface {
 	GetUserByUsername(ctx context.Context, username string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
 	// DeleteUser removes the user with their sessions, consents and grants, and
-	// returns the sessions that ended.
-	DeleteUser(ctx context.Context, id string) ([]Session, error)
+	// returns the sessions that ended (their logout notices queued, see
+	// LogoutNotices).
+	DeleteUser(ctx context.Context, id string, now time.Time) ([]Session, error)
 	// DisableUser marks the user disabled, ends their sessions and revokes their
-	// grants in one transaction, returning the sessions that ended.
+	// grants in one transaction, returning the sessions that ended (their logout
+	// notices queued).
 	DisableUser(ctx context.Context, id string, now time.Time) ([]Session, error)
 	EnableUser(ctx context.Context, id string, now time.Time) error
 }
@@ -58,14 +61,33 @@ type Sessions interface {
 	GetSessionBySID(ctx context.Context, sid string) (Session, error)
 	// TouchSession records activity for the idle timeout.
 	TouchSession(ctx context.Context, idHash []byte, at time.Time) error
-	// DeleteSession ends the session and revokes the grants bound to it in one
-	// transaction; it returns the session that ended.
+	// DeleteSession ends the session, revokes the grants bound to it and queues
+	// its logout notices in one transaction; it returns the session that ended.
 	DeleteSession(ctx context.Context, idHash []byte, now time.Time) (Session, error)
 	// DeleteExpiredSessions ends (as DeleteSession does) at most limit sessions
 	// whose LastActiveAt is not after idleAt (idle timeout reached) or whose
 	// ExpiresAt is not after now (absolute timeout reached).
 	DeleteExpiredSessions(ctx context.Context, idleAt, now time.Time, limit int) ([]Session, error)
 	ListSessionsByUser(ctx context.Context, userID string) ([]Session, error)
+}
+
+// LogoutNotices holds the back-channel logout tokens owed to clients for
+// sessions that ended (OIDC Back-Channel Logout 1.0). Every call that ends
+// sessions (DeleteSession, DeleteExpiredSessions, DisableUser, DeleteUser)
+// queues, in its own transaction, one notice per client holding a grant from
+// the session, due at once: a notice outlives a crash or restart, and
+// sessions ended by another process are announced by whichever server runs.
+type LogoutNotices interface {
+	// ClaimLogoutNotices returns at most limit notices due at now, oldest due
+	// first, and makes each due again only at leaseUntil: until then no other
+	// caller (or node) gets it, and if the claimer dies it comes back.
+	ClaimLogoutNotices(ctx context.Context, now, leaseUntil time.Time, limit int) ([]LogoutNotice, error)
+	// RetryLogoutNotice records a failed attempt: the attempts so far and when
+	// the next may start. ErrNotFound if the notice is gone.
+	RetryLogoutNotice(ctx context.Context, sid, clientID string, attempts int, dueAt time.Time) error
+	// DeleteLogoutNotice removes a notice that was delivered or given up;
+	// removing one that is gone is not an error.
+	DeleteLogoutNotice(ctx context.Context, sid, clientID string) error
 }
 
 // Clients stores registered OAuth clients.

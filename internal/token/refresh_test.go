@@ -356,7 +356,7 @@ func TestCodeOfDeletedUser(t *testing.T) {
 	f := newFixture(t)
 	code, a := f.code(t, web("openid offline_access"))
 	id := f.userID(t, "alice")
-	if _, err := f.env.Store.DeleteUser(context.Background(), id); err != nil {
+	if _, err := f.env.Store.DeleteUser(context.Background(), id, f.env.Clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	checkReply(t, f.env.Redeem(t, code, a), 400, "invalid_grant")

@@ -80,12 +80,18 @@ func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
 	return out, s.mapErr(rows.Err())
 }
 
-func (s *Store) DeleteUser(ctx context.Context, id string) ([]storage.Session, error) {
+func (s *Store) DeleteUser(ctx context.Context, id string, now time.Time) ([]storage.Session, error) {
 	var ended []storage.Session
 	err := s.inTx(ctx, func(t *tx) error {
 		var err error
 		if ended, err = t.sessionsOf(id); err != nil {
 			return err
+		}
+		// Before the grants go: they name the clients to notify.
+		for _, x := range ended {
+			if err := t.queueLogoutNotices(x.SID, now); err != nil {
+				return err
+			}
 		}
 		// Sessions, consents, grants and refresh tokens follow by ON DELETE CASCADE.
 		return mustAffect(t.exec(`DELETE FROM users WHERE id = ?`, id))
@@ -106,8 +112,15 @@ func (s *Store) DisableUser(ctx context.Context, id string, now time.Time) ([]st
 		if _, err := t.exec(`DELETE FROM sessions WHERE user_id = ?`, id); err != nil {
 			return err
 		}
-		_, err = t.exec(`UPDATE grants SET revoked_at = ? WHERE user_id = ? AND revoked_at = 0`, ts(now), id)
-		return err
+		if _, err = t.exec(`UPDATE grants SET revoked_at = ? WHERE user_id = ? AND revoked_at = 0`, ts(now), id); err != nil {
+			return err
+		}
+		for _, x := range ended {
+			if err := t.queueLogoutNotices(x.SID, now); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	return ended, err
 }

@@ -151,7 +151,7 @@ func testCodesUserGone(t *testing.T, s storage.Storage) {
 	f := setup(t, s, "b")
 	d := newCode("d", f.client.ID, "b", f.session.SID, "g-d")
 	mustCreateCode(t, s, d)
-	_, err = s.DeleteUser(ctx, "b")
+	_, err = s.DeleteUser(ctx, "b", t0)
 	wantErr(t, "DeleteUser", err, nil)
 	_, _, err = s.RedeemAuthCode(ctx, d.CodeHash, now, mustNotIssue(t))
 	wantErr(t, "RedeemAuthCode(deleted user)", err, storage.ErrNotFound)

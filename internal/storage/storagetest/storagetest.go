@@ -112,6 +112,9 @@ var cases = []struct {
 	{"bff/delete-expired", testBFFDeleteExpired},
 	{"bff/concurrent-delete-and-update", testBFFConcurrentDelete},
 
+	{"logout-notices/queued-when-sessions-end", testLogoutNoticesQueued},
+	{"logout-notices/lease-retry-delete", testLogoutNoticesLease},
+
 	{"expiry/delete-expired", testDeleteExpired},
 	{"expiry/expired-grant-takes-refresh-tokens", testDeleteExpiredGrantCascade},
 }
@@ -127,6 +130,7 @@ var nodeCases = []struct {
 	{"locks/lock-waits-for-holder", testLockWaits},
 	{"keys/concurrent-schedule-one-winner", testKeysScheduleConcurrent},
 	{"sessions/concurrent-sweep-ends-each-once", testSessionsSweepAcrossNodes},
+	{"logout-notices/concurrent-claims-take-each-once", testLogoutNoticesClaimAcrossNodes},
 }
 
 // t0 is the fixed base time; its nanoseconds check that times keep full precision.

@@ -53,7 +53,7 @@ func testUsersUnknown(t *testing.T, s storage.Storage) {
 	wantErr(t, "GetUser", err, storage.ErrNotFound)
 	_, err = s.GetUserByUsername(ctx, "nobody")
 	wantErr(t, "GetUserByUsername", err, storage.ErrNotFound)
-	_, err = s.DeleteUser(ctx, "nobody")
+	_, err = s.DeleteUser(ctx, "nobody", t0)
 	wantErr(t, "DeleteUser", err, storage.ErrNotFound)
 	_, err = s.DisableUser(ctx, "nobody", t0)
 	wantErr(t, "DisableUser", err, storage.ErrNotFound)
@@ -148,7 +148,7 @@ func testUsersDeleteCascades(t *testing.T, s storage.Storage) {
 		mustCreateGrant(t, s, newGrant("g-"+f.user.ID, "client-a", f.user.ID, f.session.SID), &rt)
 	}
 
-	ended, err := s.DeleteUser(ctx, "a")
+	ended, err := s.DeleteUser(ctx, "a", t0)
 	wantErr(t, "DeleteUser", err, nil)
 	sid := func(x storage.Session) string { return x.SID }
 	wantEqual(t, "DeleteUser ended sessions", sortBy(ended, sid), sortBy([]storage.Session{a.session, a2}, sid))
@@ -186,7 +186,7 @@ func testUsersDeleteCascades(t *testing.T, s storage.Storage) {
 	_, err = s.GetClient(ctx, "client-a")
 	wantErr(t, "GetClient(client-a)", err, nil)
 
-	_, err = s.DeleteUser(ctx, "a")
+	_, err = s.DeleteUser(ctx, "a", t0)
 	wantErr(t, "DeleteUser(again)", err, storage.ErrNotFound)
 }
 
