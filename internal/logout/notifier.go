@@ -172,6 +172,9 @@ func (n *Notifier) attempt(ctx context.Context, x storage.LogoutNotice) {
 		n.remove(ctx, x)
 		return
 	}
+	if ctx.Err() != nil {
+		return // shutting down, not the client's failure: the lease's end brings it back
+	}
 	x.Attempts++
 	if x.Attempts >= n.attempts {
 		n.log.Warn("back-channel logout failed; giving up", "client_id", x.ClientID, "sid", x.SID, "attempts", x.Attempts, "err", err)
