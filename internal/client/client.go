@@ -69,6 +69,7 @@ func FromConfig(c config.Client, secrets Secrets, existing *storage.Client, clk 
 	if name == "" {
 		name = c.ClientID
 	}
+	pkce, par, dpop := c.Requires() // with what its profile turns on
 	out := storage.Client{
 		ID:                       c.ClientID,
 		Name:                     name,
@@ -80,8 +81,8 @@ func FromConfig(c config.Client, secrets Secrets, existing *storage.Client, clk 
 		ResponseTypes:            responses,
 		Scopes:                   scopes,
 		SkipConsent:              c.SkipConsent,
-		RequirePKCE:              c.RequirePKCE,
-		DPoPBoundAccessTokens:    c.DPoPBoundAccessTokens,
+		RequirePKCE:              pkce,
+		DPoPBoundAccessTokens:    dpop,
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
 		BackchannelLogoutURI:     c.BackchannelLogoutURI,
 		// Castellan always sends sid, so the session is always identifiable.
@@ -95,7 +96,7 @@ func FromConfig(c config.Client, secrets Secrets, existing *storage.Client, clk 
 		JWKS:                               string(c.JWKS),
 		JWKSURI:                            c.JWKSURI,
 		TokenEndpointAuthSigningAlg:        c.TokenEndpointAuthSigningAlg,
-		RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
+		RequirePushedAuthorizationRequests: par,
 		CreatedAt:                          now,
 		UpdatedAt:                          now,
 	}

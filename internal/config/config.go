@@ -7,6 +7,8 @@ package config
 
 import (
 	"time"
+
+	"github.com/castellan-auth/castellan/internal/oauth"
 )
 
 // Config is the provider's configuration (castellan serve).
@@ -185,6 +187,28 @@ type Client struct {
 	// RequirePushedAuthorizationRequests refuses this client's authorization
 	// requests unless they were pushed first (RFC 9126 §6).
 	RequirePushedAuthorizationRequests bool `yaml:"require_pushed_authorization_requests"`
+	// Profile holds the client to a security profile. ProfileFAPI2 turns on
+	// require_pkce, require_pushed_authorization_requests and
+	// dpop_bound_access_tokens, and the config is refused unless the rest of
+	// the client conforms (see validator.profile).
+	Profile string `yaml:"profile"`
+}
+
+// ProfileFAPI2 is the FAPI 2.0 Security Profile, with DPoP as its
+// sender-constraining method (Castellan has no mutual TLS).
+const ProfileFAPI2 = "fapi2"
+
+// FAPI2Algorithms are the signature algorithms FAPI 2.0 allows.
+var FAPI2Algorithms = []string{oauth.AlgPS256, oauth.AlgES256, oauth.AlgEdDSA}
+
+// FAPI2 reports whether the client is held to the FAPI 2.0 profile.
+func (c *Client) FAPI2() bool { return c.Profile == ProfileFAPI2 }
+
+// Requires are the protections the client must use: its own switches, or
+// its profile's.
+func (c *Client) Requires() (pkce, par, dpop bool) {
+	fapi := c.FAPI2()
+	return c.RequirePKCE || fapi, c.RequirePushedAuthorizationRequests || fapi, c.DPoPBoundAccessTokens || fapi
 }
 
 // User is a person declared in the config.

@@ -308,6 +308,58 @@ func (v *validator) client(c *Config, i int, seen map[string]int) {
 	if alg := cl.IDTokenSignedResponseAlg; alg != "" && !oauth.Contains(c.Signing.Algorithms, alg) {
 		v.add(at("id_token_signed_response_alg"), "%q is not in signing.algorithms", alg)
 	}
+	v.profile(c, i, method, grants)
+}
+
+// profile refuses a client that does not conform to its profile. The
+// switches a profile turns on (Client.Requires) need no checking; everything
+// else it asks for must be written out, so that reading the client's entry
+// tells what it does.
+func (v *validator) profile(c *Config, i int, method string, grants []string) {
+	cl := &c.Clients[i]
+	at := func(k string) string { return fmt.Sprintf("clients[%d].%s", i, k) }
+	switch cl.Profile {
+	case "":
+		return
+	case ProfileFAPI2:
+	default:
+		v.add(at("profile"), "want %s (or nothing), got %q", ProfileFAPI2, cl.Profile)
+		return
+	}
+	// FAPI 2.0 Security Profile, authorization server requirements: confidential
+	// clients authenticated by private_key_jwt (or mutual TLS, which Castellan
+	// has not), the code flow only, PS256/ES256/EdDSA signatures, codes living
+	// at most 60 seconds, no refresh-token rotation for these clients.
+	algs := strings.Join(FAPI2Algorithms, ", ")
+	if method != oauth.AuthPrivateKeyJWT {
+		v.add(at("token_endpoint_auth_method"), "profile fapi2 needs private_key_jwt (Castellan has no mutual TLS)")
+	} else if !oauth.Contains(FAPI2Algorithms, cl.TokenEndpointAuthSigningAlg) {
+		v.add(at("token_endpoint_auth_signing_alg"), "profile fapi2 needs one of %s, got %q", algs, cl.TokenEndpointAuthSigningAlg)
+	}
+	if !oauth.Contains(FAPI2Algorithms, cl.IDTokenSignedResponseAlg) {
+		v.add(at("id_token_signed_response_alg"), "profile fapi2 needs one of %s (not the OpenID Connect default RS256), got %q", algs, cl.IDTokenSignedResponseAlg)
+	}
+	for j, g := range grants {
+		if g != oauth.GrantAuthorizationCode && g != oauth.GrantRefreshToken && g != oauth.GrantClientCredentials {
+			v.add(fmt.Sprintf("clients[%d].grant_types[%d]", i, j), "profile fapi2 allows authorization_code, refresh_token and client_credentials, got %q", g)
+		}
+	}
+	for j, rt := range cl.ResponseTypes {
+		if rt != oauth.ResponseCode {
+			v.add(fmt.Sprintf("clients[%d].response_types[%d]", i, j), "profile fapi2 allows only code, got %q", rt)
+		}
+	}
+	for j, u := range cl.RedirectURIs {
+		if !strings.HasPrefix(u, "https://") {
+			v.add(fmt.Sprintf("clients[%d].redirect_uris[%d]", i, j), "profile fapi2 needs https, got %q", u)
+		}
+	}
+	if cl.RotateRefreshTokens {
+		v.add(at("rotate_refresh_tokens"), "profile fapi2: a confidential client's refresh tokens do not rotate")
+	}
+	if ttl := c.Tokens.AuthorizationCodeTTL.D(); ttl > 60*time.Second {
+		v.add(at("profile"), "fapi2 needs tokens.authorization_code_ttl of at most 60s, got %s", ttl)
+	}
 }
 
 // privateKeyJWT checks a client that authenticates with signed assertions

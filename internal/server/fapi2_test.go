@@ -27,6 +27,8 @@ const fapiRedirect = "https://fapi.example/cb"
 // fapi is a provider configured as a FAPI 2.0 Security Profile deployment
 // would be: private_key_jwt clients that must push their requests (PAR),
 // use PKCE and pin their assertion algorithm; "fapi-dpop" must also use DPoP.
+// "fapi-dpop" is declared with profile: fapi2 alone, so every module it runs
+// also checks that the profile turns PAR, PKCE and DPoP on.
 type fapi struct {
 	env              *servertest.Env
 	key, key2        servertest.ClientKey
@@ -53,8 +55,9 @@ func newFAPI(t *testing.T) *fapi {
 			SkipConsent: true, RequirePKCE: true, RequirePushedAuthorizationRequests: true}
 	}
 	cfg := servertest.WithClients(servertest.Config())
-	bound := fapiClient("fapi-dpop", f.key.JWKS(), "ES256")
-	bound.DPoPBoundAccessTokens = true
+	bound := config.Client{ClientID: "fapi-dpop", Profile: config.ProfileFAPI2, TokenEndpointAuthMethod: "private_key_jwt",
+		JWKS: f.key.JWKS(), TokenEndpointAuthSigningAlg: "ES256", IDTokenSignedResponseAlg: "ES256", RedirectURIs: []string{fapiRedirect},
+		GrantTypes: []string{"authorization_code", "refresh_token"}, Scope: "openid profile email offline_access", SkipConsent: true}
 	cfg.Clients = append(cfg.Clients, fapiClient("fapi", f.key.JWKS(), "ES256"), fapiClient("fapi2", f.key2.JWKS(), "ES256"),
 		fapiClient("fapi-ps", config.JSON(rsaJWKS), "PS256"), bound)
 	f.env = servertest.New(t, servertest.Options{Config: cfg})
@@ -735,6 +738,26 @@ func TestFAPI2SecurityProfile(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.module, tc.run)
 	}
+}
+
+// TestProfileFAPI2Client: a client declared with profile: fapi2 and none of
+// the switches gets what the profile turns on. Its unpushed authorization
+// request is refused, a push without PKCE is refused, and a code redeemed
+// without a DPoP proof gets nothing (fapi2-security-profile-final-ensure-
+// holder-of-key-required, above, with the same client).
+func TestProfileFAPI2Client(t *testing.T) {
+	f := newFAPI(t)
+	a := f.authz(f.dpopClientKeyed)
+	agent := f.env.Agent("alice")
+	last, err := agent.Follow(f.env.AuthorizeURL(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := servertest.Params(last.Location); p.Get("error") != oauth.ErrInvalidRequest || p.Get("code") != "" {
+		t.Fatalf("unpushed request: %d %q, want error=invalid_request", last.Status, last.Location)
+	}
+	a.Verifier, a.NoPKCE = "", true
+	wantError(t, "push without PKCE", f.push(t, a), http.StatusBadRequest, oauth.ErrInvalidRequest)
 }
 
 // dpopWithSkew runs PAR, token and userinfo with proofs whose iat is off by skew.
