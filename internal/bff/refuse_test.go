@@ -428,6 +428,16 @@ func TestBackchannelLogoutToken(t *testing.T) {
 		}},
 		{"typed-as-id-token", func(t *testing.T) string { return sign(t, "JWT", valid()) }},
 		{"typed-as-access-token", func(t *testing.T) string { return sign(t, mint.TypeAccessToken, valid()) }},
+		// Signed with the provider's own key, so go-oidc accepts them: only
+		// the gateway's own header check (RFC 7515 §4.1.11) refuses these.
+		{"crit-b64-with-provider-key", func(t *testing.T) string {
+			opts := (&jose.SignerOptions{}).WithType("logout+jwt").WithHeader("crit", []string{"b64"}).WithHeader("b64", true)
+			return jwstest.SignClaims(t, jose.ES256, s.env.SigningKey(t, "ES256"), opts, valid())
+		}},
+		{"b64-with-provider-key", func(t *testing.T) string {
+			opts := (&jose.SignerOptions{}).WithType("logout+jwt").WithHeader("b64", true)
+			return jwstest.SignClaims(t, jose.ES256, s.env.SigningKey(t, "ES256"), opts, valid())
+		}},
 		{"signed-by-another-key", func(t *testing.T) string {
 			key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			kid := mustKID(t, s)

@@ -168,14 +168,25 @@ func (ks *Keyset) Load(ctx context.Context) error {
 	return nil
 }
 
-func (ks *Keyset) open(rec storage.SigningKey) (*key, error) {
-	plain, err := ks.master.Open(rec.Sealed, "signing-key:"+rec.KID)
-	if err != nil {
-		return nil, fmt.Errorf("signing key %s: %w (was key_file replaced?)", rec.KID, err)
-	}
+// OpenKey unseals a stored signing key with the master key: its private JWK.
+// Tests use it to sign, with a key the provider's clients trust, what the
+// provider itself never would.
+func OpenKey(master *seal.Key, rec storage.SigningKey) (jose.JSONWebKey, error) {
 	var jwk jose.JSONWebKey
+	plain, err := master.Open(rec.Sealed, "signing-key:"+rec.KID)
+	if err != nil {
+		return jwk, fmt.Errorf("signing key %s: %w (was key_file replaced?)", rec.KID, err)
+	}
 	if err := jwk.UnmarshalJSON(plain); err != nil {
-		return nil, fmt.Errorf("signing key %s: %w", rec.KID, err)
+		return jwk, fmt.Errorf("signing key %s: %w", rec.KID, err)
+	}
+	return jwk, nil
+}
+
+func (ks *Keyset) open(rec storage.SigningKey) (*key, error) {
+	jwk, err := OpenKey(ks.master, rec)
+	if err != nil {
+		return nil, err
 	}
 	signer, ok := jwk.Key.(crypto.Signer)
 	if !ok || jwk.IsPublic() {

@@ -14,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/castellan-auth/castellan/internal/clock"
 	"github.com/castellan-auth/castellan/internal/config"
 	"github.com/castellan-auth/castellan/internal/seal"
 	"github.com/castellan-auth/castellan/internal/server"
+	"github.com/castellan-auth/castellan/internal/signing"
 	"github.com/castellan-auth/castellan/internal/storage"
 	"github.com/castellan-auth/castellan/internal/storage/sqlstore"
 )
@@ -176,4 +179,26 @@ func WithClients(cfg *config.Config) *config.Config {
 		},
 	)
 	return cfg
+}
+
+// SigningKey returns the provider's private signing key for alg, so that a
+// test can sign what the provider never would (critical headers, say) with a
+// key its clients trust.
+func (e *Env) SigningKey(t testing.TB, alg string) jose.JSONWebKey {
+	t.Helper()
+	recs, err := e.Store.ListSigningKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range recs {
+		if rec.Algorithm == alg && !rec.ActivatesAt.After(e.Clock.Now()) {
+			jwk, err := signing.OpenKey(e.Master, rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return jwk
+		}
+	}
+	t.Fatalf("no active %s signing key", alg)
+	return jose.JSONWebKey{}
 }
