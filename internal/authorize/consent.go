@@ -80,7 +80,7 @@ func (h *Handler) consent(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, f, err)
 			return
 		}
-		h.issue(w, r, f, s)
+		h.issue(w, r, f, s, u)
 	case "deny":
 		if err := h.consume(r, f); err != nil {
 			h.showError(w, r, err)

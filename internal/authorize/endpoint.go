@@ -11,7 +11,6 @@ import (
 
 	"github.com/castellan-auth/castellan/internal/clock"
 	"github.com/castellan-auth/castellan/internal/grant"
-	"github.com/castellan-auth/castellan/internal/identity"
 	"github.com/castellan-auth/castellan/internal/login"
 	"github.com/castellan-auth/castellan/internal/mint"
 	"github.com/castellan-auth/castellan/internal/oauth"
@@ -33,7 +32,6 @@ type Handler struct {
 	Issuer     string
 	Base       string // issuer path prefix
 	Store      Store
-	Users      *identity.Directory
 	Sessions   *session.Manager
 	Cookie     session.Cookie
 	CSRF       *web.CSRF
@@ -176,7 +174,7 @@ func (h *Handler) proceed(w http.ResponseWriter, r *http.Request, f *flow) {
 			return
 		}
 	}
-	h.issue(w, r, f, sess)
+	h.issue(w, r, f, sess, user)
 }
 
 // needsLogin says whether the person must (re-)authenticate for req. A sign-in

@@ -17,8 +17,9 @@ import (
 	"github.com/castellan-auth/castellan/internal/web"
 )
 
-// issue answers the request with a code or (implicit grant) tokens.
-func (h *Handler) issue(w http.ResponseWriter, r *http.Request, f *flow, s storage.Session) {
+// issue answers the request with a code or (implicit grant) tokens, for the
+// session s of the user u that current read.
+func (h *Handler) issue(w http.ResponseWriter, r *http.Request, f *flow, s storage.Session, u storage.User) {
 	if err := h.consume(r, f); err != nil {
 		h.showError(w, r, err)
 		return
@@ -41,7 +42,7 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request, f *flow, s stora
 	params := url.Values{}
 	var err error
 	if req.Implicit() {
-		err = h.implicit(ctx, f, s, params)
+		err = h.implicit(ctx, f, s, u, params)
 	} else {
 		var code string
 		code, err = h.Grants.IssueCode(ctx, grant.CodeRequest{
@@ -69,7 +70,7 @@ func redirectIfGiven(req *Request) string {
 // implicit mints the tokens of the legacy implicit grant (opt-in per client):
 // never a refresh token; the access token names a session-bound grant so that
 // sign-out revokes it.
-func (h *Handler) implicit(ctx context.Context, f *flow, s storage.Session, params url.Values) error {
+func (h *Handler) implicit(ctx context.Context, f *flow, s storage.Session, u storage.User, params url.Values) error {
 	req := f.req
 	now := h.Clock.Now()
 	var at string
@@ -94,10 +95,6 @@ func (h *Handler) implicit(ctx context.Context, f *flow, s storage.Session, para
 		params.Set("scope", oauth.JoinScope(req.Scopes))
 	}
 	if req.Returns(oauth.ResponseIDToken) {
-		u, err := h.Users.User(ctx, s.UserID)
-		if err != nil {
-			return err
-		}
 		var claims mint.UserClaims
 		if at == "" {
 			// OIDC Core §5.4: with no access token (response_type=id_token) the

@@ -150,7 +150,7 @@ func New(ctx context.Context, d Deps) (*Server, error) {
 	csrf := web.NewCSRF(d.Master, s.https)
 	cookie := session.Cookie{Secure: s.https}
 	az := &authorize.Handler{
-		Issuer: cfg.Issuer, Base: s.base, Store: cachedClients{d.Store, s.Clients}, Users: s.Users, Sessions: s.Sessions,
+		Issuer: cfg.Issuer, Base: s.base, Store: cachedClients{d.Store, s.Clients}, Sessions: s.Sessions,
 		Cookie: cookie, CSRF: csrf, Pages: pages, Grants: s.Grants, Mint: s.Mint,
 		Algorithms: cfg.Signing.Algorithms, IDTokenTTL: cfg.Tokens.IDTokenTTL.D(), Clock: d.Clock, Log: d.Log,
 		PendingTTL: pendingTTL,
