@@ -201,13 +201,10 @@ const ProfileFAPI2 = "fapi2"
 // FAPI2Algorithms are the signature algorithms FAPI 2.0 allows.
 var FAPI2Algorithms = []string{oauth.AlgPS256, oauth.AlgES256, oauth.AlgEdDSA}
 
-// FAPI2 reports whether the client is held to the FAPI 2.0 profile.
-func (c *Client) FAPI2() bool { return c.Profile == ProfileFAPI2 }
-
 // Requires are the protections the client must use: its own switches, or
 // its profile's.
 func (c *Client) Requires() (pkce, par, dpop bool) {
-	fapi := c.FAPI2()
+	fapi := c.Profile == ProfileFAPI2
 	return c.RequirePKCE || fapi, c.RequirePushedAuthorizationRequests || fapi, c.DPoPBoundAccessTokens || fapi
 }
 

@@ -183,6 +183,12 @@ func (c *committer) commit(batch []*writeRequest) {
 		return
 	}
 	t = &tx{s: c.s, tx: sqlTx, ctx: ctx}
+	// abort ends the transaction with nothing committed and answers; failAll
+	// as for answer.
+	abort := func(failAll error) {
+		sqlTx.Rollback()
+		answer(failAll)
+	}
 	// A batch of one needs no savepoint: its failure rolls back the transaction.
 	alone := len(batch) == 1
 	for i, r := range batch {
@@ -192,8 +198,7 @@ func (c *committer) commit(batch []*writeRequest) {
 		}
 		if !alone {
 			if _, err := t.exec(savepoint); err != nil {
-				sqlTx.Rollback()
-				answer(err)
+				abort(err)
 				return
 			}
 		}
@@ -207,22 +212,19 @@ func (c *committer) commit(batch []*writeRequest) {
 		default:
 			errs[i] = ferr
 			if alone {
-				sqlTx.Rollback()
-				answer(nil)
+				abort(nil)
 				return
 			}
 			if _, err := t.exec(rollbackSavepoint); err != nil {
 				// SQLite rolls a whole transaction back on some errors
 				// (I/O, full disk): nothing of the batch stands.
-				sqlTx.Rollback()
-				answer(err)
+				abort(err)
 				return
 			}
 		}
 		if !alone {
 			if _, err := t.exec(releaseSavepoint); err != nil {
-				sqlTx.Rollback()
-				answer(err)
+				abort(err)
 				return
 			}
 		}

@@ -9,18 +9,22 @@ import (
 
 const logoutNoticeColumns = `sid, client_id, user_id, created_at, attempts, due_at`
 
-// queueLogoutNotices queues, inside the transaction that ends the session sid,
-// a notice for every client holding a grant from it. It must run before the
+// queueLogoutNotices queues, inside the transaction that ends the sessions,
+// a notice for every client holding a grant from each. It must run before the
 // grants can go (DeleteUser's cascade). A notice already queued for the pair
 // stays as it is.
-func (t *tx) queueLogoutNotices(sid string, now time.Time) error {
-	if sid == "" {
-		return nil
+func (t *tx) queueLogoutNotices(now time.Time, ended ...storage.Session) error {
+	for _, x := range ended {
+		if x.SID == "" {
+			continue
+		}
+		if _, err := t.exec(`INSERT INTO logout_notices (`+logoutNoticeColumns+`)
+			SELECT DISTINCT sid, client_id, user_id, CAST(? AS BIGINT), 0, 0 FROM grants WHERE sid = ?
+			ON CONFLICT (sid, client_id) DO NOTHING`, ts(now), x.SID); err != nil {
+			return err
+		}
 	}
-	_, err := t.exec(`INSERT INTO logout_notices (`+logoutNoticeColumns+`)
-		SELECT DISTINCT sid, client_id, user_id, CAST(? AS BIGINT), 0, 0 FROM grants WHERE sid = ?
-		ON CONFLICT (sid, client_id) DO NOTHING`, ts(now), sid)
-	return err
+	return nil
 }
 
 // ClaimLogoutNotices takes the due notices by moving their due time to the
@@ -32,7 +36,6 @@ func (t *tx) queueLogoutNotices(sid string, now time.Time) error {
 func (s *Store) ClaimLogoutNotices(ctx context.Context, now, leaseUntil time.Time, limit int) ([]storage.LogoutNotice, error) {
 	var out []storage.LogoutNotice
 	err := s.inTx(ctx, func(t *tx) error {
-		out = nil // inTx may run the function again
 		rows, err := t.query(`UPDATE logout_notices SET due_at = ?
 			WHERE due_at <= ? AND (sid, client_id) IN (
 				SELECT sid, client_id FROM logout_notices WHERE due_at <= ? ORDER BY due_at LIMIT ?)

@@ -73,7 +73,7 @@ func (s *Store) DeleteSession(ctx context.Context, idHash []byte, now time.Time)
 		if err != nil {
 			return t.s.mapErr(err)
 		}
-		return t.sessionEnded(ended.SID, now)
+		return t.sessionEnded(ended, now)
 	})
 	return ended, err
 }
@@ -91,7 +91,7 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context, idleAt, now time.Time
 			return err
 		}
 		for _, x := range ended {
-			if err := t.sessionEnded(x.SID, now); err != nil {
+			if err := t.sessionEnded(x, now); err != nil {
 				return err
 			}
 		}
@@ -102,11 +102,11 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context, idleAt, now time.Time
 
 // sessionEnded revokes the grants bound to a session that ended and queues
 // its logout notices.
-func (t *tx) sessionEnded(sid string, now time.Time) error {
-	if _, err := t.exec(`UPDATE grants SET revoked_at = ? WHERE sid = ? AND session_bound = true AND revoked_at = 0`, ts(now), sid); err != nil {
+func (t *tx) sessionEnded(x storage.Session, now time.Time) error {
+	if _, err := t.exec(`UPDATE grants SET revoked_at = ? WHERE sid = ? AND session_bound = true AND revoked_at = 0`, ts(now), x.SID); err != nil {
 		return err
 	}
-	return t.queueLogoutNotices(sid, now)
+	return t.queueLogoutNotices(now, x)
 }
 
 func (t *tx) sessionsOf(userID string) ([]storage.Session, error) {

@@ -88,10 +88,8 @@ func (s *Store) DeleteUser(ctx context.Context, id string, now time.Time) ([]sto
 			return err
 		}
 		// Before the grants go: they name the clients to notify.
-		for _, x := range ended {
-			if err := t.queueLogoutNotices(x.SID, now); err != nil {
-				return err
-			}
+		if err := t.queueLogoutNotices(now, ended...); err != nil {
+			return err
 		}
 		// Sessions, consents, grants and refresh tokens follow by ON DELETE CASCADE.
 		return mustAffect(t.exec(`DELETE FROM users WHERE id = ?`, id))
@@ -115,12 +113,7 @@ func (s *Store) DisableUser(ctx context.Context, id string, now time.Time) ([]st
 		if _, err = t.exec(`UPDATE grants SET revoked_at = ? WHERE user_id = ? AND revoked_at = 0`, ts(now), id); err != nil {
 			return err
 		}
-		for _, x := range ended {
-			if err := t.queueLogoutNotices(x.SID, now); err != nil {
-				return err
-			}
-		}
-		return nil
+		return t.queueLogoutNotices(now, ended...)
 	})
 	return ended, err
 }
