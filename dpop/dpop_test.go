@@ -267,3 +267,36 @@ func key(alg string) *dpoptest.Key {
 	k.Now = func() time.Time { return t0 }
 	return k
 }
+
+func TestCompact(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want bool
+	}{
+		{"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln-_", true},
+		{"a.b.c", true},
+		{"a..c", true}, // an empty part is still the compact shape; the JWS check refuses it
+		{"", false},
+		{"a.b", false},
+		{"a.b.c.d.e", false}, // JWE compact
+		{"a.b.c=", false},    // padding is not base64url
+		{"a+/.b.c", false},   // base64, not base64url
+		{" a.b.c", false},
+		{"a.b.c\n", false},
+		{"a.b\x00.c", false},
+		{"a.b.\xc3\xa9", false},
+		{`{"payload":"a"}`, false}, // the JSON serialization
+	} {
+		if got := dpop.Compact(c.in); got != c.want {
+			t.Errorf("Compact(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
+	// Every byte on its own: only the base64url alphabet is allowed between the dots.
+	for b := 0; b < 256; b++ {
+		c := byte(b)
+		want := c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+		if got := dpop.Compact("a." + string([]byte{c}) + ".b"); got != want {
+			t.Errorf("Compact with byte %#02x = %v, want %v", c, got, want)
+		}
+	}
+}

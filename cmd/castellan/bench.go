@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -22,6 +24,7 @@ import (
 
 const benchUsage = `Usage: castellan bench --config FILE --scenario NAME [flags]
        castellan bench --print-config [--target URL] > bench.yaml
+       castellan bench --config FILE --serve-reference ADDR
 
 Drives real OAuth/OIDC flows over HTTP against a running Castellan and reports
 throughput, latency percentiles, errors by status, and (with --server-pid) the
@@ -31,6 +34,13 @@ same run: one signature with the server's algorithm and one argon2id hash.
 Scenarios: client_credentials, refresh, silent, signin, introspect, userinfo, mixed.
 The clients and users it needs are declared in the provider's config; write one
 with --print-config, start the provider with it, and pass the same file here.
+
+--serve-reference ADDR serves, instead, the floor client_credentials is compared
+with: a bare net/http token endpoint that checks the service client's Basic
+header and signs one JWT with go-jose. Run it as a second process and point a
+client_credentials run at it (--target http://ADDR --server-pid PID) in the same
+hour as the run against Castellan: the ratio of the two is what carries over
+between machines and hours.
 
 Flags:
 `
@@ -63,6 +73,7 @@ func cmdBench(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	noBaseline := fs.Bool("no-baseline", false, "skip the signature and argon2id baseline")
 	baselineTime := fs.Duration("baseline-time", 500*time.Millisecond, "how long each baseline measurement runs")
 	quiet := fs.Bool("quiet", false, "no progress line on stderr")
+	serveReference := fs.String("serve-reference", "", "serve the bare reference token endpoint (a Basic header check and one go-jose signature, nothing else) on `ADDR` until interrupted; measure it with --scenario client_credentials --target http://ADDR")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load generator itself to `FILE` (is it the bottleneck?)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -99,6 +110,9 @@ func cmdBench(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	creds, err := loadgen.CredentialsFrom(cfg)
 	if err != nil {
 		return err
+	}
+	if *serveReference != "" {
+		return serveReferenceEndpoint(ctx, *serveReference, creds, stderr)
 	}
 	opt := loadgen.Options{
 		Target: *target, Scenario: *scenario, Duration: *duration, Warmup: *warmup,
@@ -185,6 +199,39 @@ func cmdBench(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "wrote %s\n", strings.Join(append(files, path), ", "))
 	}
 	return err
+}
+
+// serveReferenceEndpoint runs loadgen.Reference on addr until ctx ends. It
+// signs with the algorithm Castellan signs access tokens with under the same
+// config (the first of signing.algorithms) and accepts the bench's service
+// client, so that the same client_credentials run can be pointed at either.
+func serveReferenceEndpoint(ctx context.Context, addr string, creds loadgen.Credentials, stderr io.Writer) error {
+	alg := "ES256"
+	if len(creds.Algorithms) > 0 {
+		alg = creds.Algorithms[0]
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("bench: --serve-reference: %w", err)
+	}
+	issuer := "http://" + ln.Addr().String()
+	ref, err := loadgen.NewReference(issuer, creds.Service, alg)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("bench: --serve-reference: %w", err)
+	}
+	srv := &http.Server{Handler: ref, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	fmt.Fprintf(stderr, "castellan bench: reference token endpoint (%s, client %s) at %s until interrupted\n", alg, creds.Service.ID, issuer)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdown)
+	}
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {

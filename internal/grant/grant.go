@@ -29,7 +29,7 @@ type Store interface {
 type Sessions interface {
 	Alive(ctx context.Context, sid string) (bool, error)
 	// Live applies the same rules as Alive to a session already read.
-	Live(s storage.Session, now time.Time) bool
+	Live(t storage.SessionTimes, now time.Time) bool
 }
 
 // Policy sets lifetimes.
@@ -256,7 +256,7 @@ func (s *Service) Refresh(ctx context.Context, r RefreshRequest) (Issued, error)
 			return reject(invalidGrant("refresh token expired"))
 		case r.Scopes != nil && !oauth.Subset(r.Scopes, g.Scopes):
 			return reject(&oauth.Error{Code: oauth.ErrInvalidScope, Description: "a refresh cannot widen the scope of the grant"})
-		case g.SessionBound && (sess == nil || !s.sessions.Live(*sess, now)):
+		case g.SessionBound && (sess == nil || !s.sessions.Live(sess.Times(), now)):
 			// A family bound to the SSO session dies with it, even if the
 			// sweeper has not noticed the session's expiry yet.
 			return storage.RefreshDecision{Action: storage.RefreshRevoke, RevokeAt: now,

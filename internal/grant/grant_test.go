@@ -19,9 +19,13 @@ import (
 )
 
 // sessions says which SSO sessions are alive (the session manager's part).
+// Live gets only a session's times, so an ended session is also remembered by
+// its times as read from the store.
 type sessions struct {
-	mu   sync.Mutex
-	dead map[string]bool
+	mu        sync.Mutex
+	store     storage.Sessions
+	dead      map[string]bool
+	deadTimes map[storage.SessionTimes]bool
 }
 
 func (s *sessions) Alive(_ context.Context, sid string) (bool, error) {
@@ -30,15 +34,21 @@ func (s *sessions) Alive(_ context.Context, sid string) (bool, error) {
 	return !s.dead[sid], nil
 }
 
-func (s *sessions) Live(x storage.Session, _ time.Time) bool {
+func (s *sessions) Live(t storage.SessionTimes, _ time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.dead[x.SID]
+	return !s.deadTimes[t]
 }
 
-func (s *sessions) end(sid string) {
+func (s *sessions) end(t *testing.T, sid string) {
+	t.Helper()
+	x, err := s.store.GetSessionBySID(t.Context(), sid)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.mu.Lock()
 	s.dead[sid] = true
+	s.deadTimes[x.Times()] = true
 	s.mu.Unlock()
 }
 
@@ -65,7 +75,7 @@ func setup(t *testing.T) *fixture {
 	t.Cleanup(func() { st.Close() })
 	clk := clock.NewFake(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	master, _ := seal.New(bytes.Repeat([]byte{5}, 32))
-	f := &fixture{store: st, clock: clk, sessions: &sessions{dead: map[string]bool{}}, user: "u1", sid: "sid-1",
+	f := &fixture{store: st, clock: clk, sessions: &sessions{store: st, dead: map[string]bool{}, deadTimes: map[storage.SessionTimes]bool{}}, user: "u1", sid: "sid-1",
 		spa: storage.Client{ID: "spa", TokenEndpointAuthMethod: "none", RedirectURIs: []string{"https://spa.example/cb"}},
 		web: storage.Client{ID: "web", TokenEndpointAuthMethod: "client_secret_basic", RedirectURIs: []string{"https://web.example/a", "https://web.example/b"}},
 	}
@@ -274,7 +284,7 @@ func TestRefreshRotationAndGrace(t *testing.T) {
 	t.Run("session-ended", func(t *testing.T) {
 		f := setup(t)
 		is := first(t, f, f.spa, true)
-		f.sessions.end(f.sid)
+		f.sessions.end(t, f.sid)
 		if _, err := refresh(f, is.RefreshToken); errCode(err) != "invalid_grant" {
 			t.Fatalf("got %v", err)
 		}
@@ -286,7 +296,7 @@ func TestRefreshRotationAndGrace(t *testing.T) {
 	t.Run("offline-grant-outlives-session", func(t *testing.T) {
 		f := setup(t)
 		is := first(t, f, f.spa, false)
-		f.sessions.end(f.sid)
+		f.sessions.end(t, f.sid)
 		if _, err := refresh(f, is.RefreshToken); err != nil {
 			t.Fatal(err)
 		}
@@ -320,7 +330,7 @@ func TestRefreshAfterSessionEnded(t *testing.T) {
 	f := setup(t)
 	bound := first(t, f, f.spa, true)
 	offline := first(t, f, f.spa, false)
-	f.sessions.end(f.sid)
+	f.sessions.end(t, f.sid)
 
 	_, err := f.svc.Refresh(ctx, grant.RefreshRequest{Client: f.spa, Token: bound.RefreshToken, Rotate: true})
 	if errCode(err) != "invalid_grant" {
@@ -358,7 +368,7 @@ func TestAccessActive(t *testing.T) {
 	check("revoked-jti", "j1", bound.Grant.ID, false)
 	check("revoked-client-credentials-jti", "j1", "", false)
 	check("other-jti-same-grant", "j2", bound.Grant.ID, true)
-	f.sessions.end(f.sid)
+	f.sessions.end(t, f.sid)
 	check("session-ended", "j2", bound.Grant.ID, false)
 	check("offline", "j3", offline.Grant.ID, true)
 	must(t, f.svc.RevokeGrant(ctx, offline.Grant.ID))

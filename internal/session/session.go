@@ -133,7 +133,7 @@ func (m *Manager) live(ctx context.Context, s storage.Session, err error) (stora
 	if err != nil {
 		return storage.Session{}, err
 	}
-	if reason := m.expired(s, m.clock.Now()); reason != "" {
+	if reason := m.expired(s.Times(), m.clock.Now()); reason != "" {
 		m.end(ctx, s.IDHash, reason)
 		return storage.Session{}, ErrNoSession
 	}
@@ -149,14 +149,14 @@ func (m *Manager) Alive(ctx context.Context, sid string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return m.Live(s, m.clock.Now()), nil
+	return m.Live(s.Times(), m.clock.Now()), nil
 }
 
-// Live reports whether s, as read from storage, is live at now: within its
-// idle and absolute timeouts. It reads nothing, for callers that already read
-// the session along with other records.
-func (m *Manager) Live(s storage.Session, now time.Time) bool {
-	return m.expired(s, now) == ""
+// Live reports whether a session with times t, as read from storage, is live
+// at now: within its idle and absolute timeouts. It reads nothing, for callers
+// that already read the session along with other records.
+func (m *Manager) Live(t storage.SessionTimes, now time.Time) bool {
+	return m.expired(t, now) == ""
 }
 
 // IdleExpiresAt is when the session ends if nothing counts as activity before then.
@@ -168,7 +168,7 @@ func (m *Manager) IdleExpiresAt(s storage.Session) time.Time {
 	return idle
 }
 
-func (m *Manager) expired(s storage.Session, now time.Time) string {
+func (m *Manager) expired(s storage.SessionTimes, now time.Time) string {
 	switch {
 	case !now.Before(s.ExpiresAt):
 		return "absolute_timeout"

@@ -188,7 +188,7 @@ func TestLiveAgreesWithAlive(t *testing.T) {
 	for _, c := range cases {
 		x := s
 		x.LastActiveAt = start.Add(c.lastActive)
-		if got := m.Live(x, start.Add(c.at)); got != c.want {
+		if got := m.Live(x.Times(), start.Add(c.at)); got != c.want {
 			t.Errorf("%s: Live = %v, want %v", c.name, got, c.want)
 		}
 	}

@@ -34,6 +34,18 @@ type Session struct {
 	ExpiresAt    time.Time
 }
 
+// Times is the part of the session its timeouts are decided on.
+func (s Session) Times() SessionTimes {
+	return SessionTimes{LastActiveAt: s.LastActiveAt, ExpiresAt: s.ExpiresAt}
+}
+
+// SessionTimes is what AccessState reads of a session: the times its idle
+// and absolute timeouts run from.
+type SessionTimes struct {
+	LastActiveAt time.Time
+	ExpiresAt    time.Time
+}
+
 // LogoutNotice is a back-channel logout token owed to a client: the session
 // SID of UserID ended and ClientID received tokens in it.
 type LogoutNotice struct {
@@ -154,7 +166,24 @@ type Grant struct {
 }
 
 // Active reports whether the grant is neither revoked nor past its absolute lifetime.
-func (g Grant) Active(now time.Time) bool {
+func (g Grant) Active(now time.Time) bool { return g.Status().Active(now) }
+
+// Status is the part of the grant that decides whether its access tokens are
+// active (Grants.AccessState).
+func (g Grant) Status() GrantStatus {
+	return GrantStatus{SessionBound: g.SessionBound, ExpiresAt: g.ExpiresAt, RevokedAt: g.RevokedAt}
+}
+
+// GrantStatus is what AccessState reads of a grant: no more than the
+// decision needs, since introspection and userinfo read it on every call.
+type GrantStatus struct {
+	SessionBound bool
+	ExpiresAt    time.Time // zero means never
+	RevokedAt    time.Time // zero while active
+}
+
+// Active reports whether the grant is neither revoked nor past its absolute lifetime.
+func (g GrantStatus) Active(now time.Time) bool {
 	return g.RevokedAt.IsZero() && (g.ExpiresAt.IsZero() || now.Before(g.ExpiresAt))
 }
 

@@ -204,11 +204,13 @@ type Grants interface {
 type AccessState struct {
 	// Revoked says the token's own revocation is remembered.
 	Revoked bool
-	// Grant is the token's grant; nil without one or when it no longer exists.
-	Grant *Grant
-	// Session is the SSO session Grant.SID names; nil if the grant names
-	// none or the session no longer exists (signed out, expired and swept).
-	Session *Session
+	// Grant is the status of the token's grant; nil without one or when it
+	// no longer exists.
+	Grant *GrantStatus
+	// Session holds the timeouts of the SSO session the grant names; nil if
+	// the grant names none or the session no longer exists (signed out,
+	// expired and swept).
+	Session *SessionTimes
 }
 
 // SigningKeys stores JOSE signing keys.

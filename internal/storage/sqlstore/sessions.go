@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	"github.com/castellan-auth/castellan/internal/storage"
@@ -133,4 +134,28 @@ func collectSessions(s *Store, rows interface {
 		out = append(out, x)
 	}
 	return out, s.mapErr(rows.Err())
+}
+
+// nullSession receives the sessionColumns of an outer join: all NULL when
+// there is no session.
+type nullSession struct {
+	idHash                         []byte
+	sid, userID, amr               sql.NullString
+	auth, created, active, expires sql.NullInt64
+}
+
+// dest lists the fields in the order of sessionColumns.
+func (n *nullSession) dest() []any {
+	return []any{&n.idHash, &n.sid, &n.userID, &n.auth, &n.amr, &n.created, &n.active, &n.expires}
+}
+
+func (n *nullSession) session() *storage.Session {
+	if !n.sid.Valid {
+		return nil
+	}
+	return &storage.Session{
+		IDHash: n.idHash, SID: n.sid.String, UserID: n.userID.String, AuthTime: tm(n.auth.Int64),
+		AMR: splitList(n.amr.String), CreatedAt: tm(n.created.Int64), LastActiveAt: tm(n.active.Int64),
+		ExpiresAt: tm(n.expires.Int64),
+	}
 }

@@ -7,8 +7,8 @@ import (
 	"github.com/castellan-auth/castellan/internal/storage"
 )
 
-// AccessState reads the token's revocation, its grant and the grant's session
-// together; whatever is missing is nil, never an error.
+// AccessState reads the token's revocation, its grant's status and the times
+// of the grant's session together; whatever is missing is nil, never an error.
 func testGrantsAccessState(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
 	f := setup(t, s, "a")
@@ -59,24 +59,34 @@ func testGrantsAccessState(t *testing.T, s storage.Storage) {
 		{"no-grant", "revoked-at:jti-2", "", t0, storage.AccessState{}},
 		{"no-grant/revoked-jti", revokedKey, "", t0, storage.AccessState{Revoked: true}},
 		{"revoked-jti", revokedKey, bound.ID, t0,
-			storage.AccessState{Revoked: true, Grant: &bound, Session: &live}},
+			storage.AccessState{Revoked: true, Grant: status(bound), Session: times(live)}},
 		{"revoked-jti/last-instant", revokedKey, bound.ID, expiry.Add(-time.Nanosecond),
-			storage.AccessState{Revoked: true, Grant: &bound, Session: &live}},
+			storage.AccessState{Revoked: true, Grant: status(bound), Session: times(live)}},
 		{"revoked-jti/expired", revokedKey, bound.ID, expiry,
-			storage.AccessState{Grant: &bound, Session: &live}},
+			storage.AccessState{Grant: status(bound), Session: times(live)}},
 		{"unknown-grant", "revoked-at:jti-2", "nope", t0, storage.AccessState{}},
 		{"unknown-grant/revoked-jti", revokedKey, "nope", t0, storage.AccessState{Revoked: true}},
 		{"revoked-grant", "revoked-at:jti-2", revoked.ID, t0,
-			storage.AccessState{Grant: &revoked, Session: &live}},
-		{"grant-without-session", "revoked-at:jti-2", detached.ID, t0, storage.AccessState{Grant: &detached}},
+			storage.AccessState{Grant: status(revoked), Session: times(live)}},
+		{"grant-without-session", "revoked-at:jti-2", detached.ID, t0, storage.AccessState{Grant: status(detached)}},
 		{"session-bound/live", "revoked-at:jti-2", bound.ID, t0,
-			storage.AccessState{Grant: &bound, Session: &live}},
-		{"session-bound/deleted", "revoked-at:jti-2", orphan.ID, t0, storage.AccessState{Grant: &orphan}},
-		{"not-bound/session-deleted", "revoked-at:jti-2", named.ID, t0, storage.AccessState{Grant: &named}},
+			storage.AccessState{Grant: status(bound), Session: times(live)}},
+		{"session-bound/deleted", "revoked-at:jti-2", orphan.ID, t0, storage.AccessState{Grant: status(orphan)}},
+		{"not-bound/session-deleted", "revoked-at:jti-2", named.ID, t0, storage.AccessState{Grant: status(named)}},
 	}
 	for _, c := range cases {
 		got, err := s.AccessState(ctx, c.key, c.grantID, c.now)
 		wantErr(t, "AccessState("+c.name+")", err, nil)
 		wantEqual(t, "AccessState("+c.name+")", got, c.want)
 	}
+}
+
+func status(g storage.Grant) *storage.GrantStatus {
+	st := g.Status()
+	return &st
+}
+
+func times(s storage.Session) *storage.SessionTimes {
+	t := s.Times()
+	return &t
 }
