@@ -150,6 +150,9 @@ func TestTokenRequestShape(t *testing.T) {
 		{name: "malformed-form-encoding", send: func(t *testing.T, f *fixture) servertest.Reply {
 			return f.raw(t, "/token", formType, "grant_type=client_credentials&scope=%zz&"+svcBody, "")
 		}, status: 400, err: "invalid_request"},
+		{name: "malformed-form-encoding/semicolon", send: func(t *testing.T, f *fixture) servertest.Reply {
+			return f.raw(t, "/token", formType, "grant_type=client_credentials;scope=api:read&"+svcBody, "")
+		}, status: 400, err: "invalid_request"},
 		{name: "body-too-large", send: func(t *testing.T, f *fixture) servertest.Reply {
 			return f.raw(t, "/token", formType, "grant_type=client_credentials&"+svcBody+"&pad="+strings.Repeat("a", 70<<10), "")
 		}, status: 400, err: "invalid_request"},
