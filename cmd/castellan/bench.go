@@ -39,8 +39,8 @@ with --print-config, start the provider with it, and pass the same file here.
 with: a bare net/http token endpoint that checks the service client's Basic
 header and signs one JWT with go-jose. Run it as a second process and point a
 client_credentials run at it (--target http://ADDR --server-pid PID) in the same
-hour as the run against Castellan: the ratio of the two is what carries over
-between machines and hours.
+minutes as the run against Castellan: the ratio of the two depends far less on
+the machine and the hour than either rate does.
 
 Flags:
 `
