@@ -55,9 +55,9 @@ func newFAPI(t *testing.T) *fapi {
 			SkipConsent: true, RequirePKCE: true, RequirePushedAuthorizationRequests: true}
 	}
 	cfg := servertest.WithClients(servertest.Config())
-	bound := config.Client{ClientID: "fapi-dpop", Profile: config.ProfileFAPI2, TokenEndpointAuthMethod: "private_key_jwt",
-		JWKS: f.key.JWKS(), TokenEndpointAuthSigningAlg: "ES256", IDTokenSignedResponseAlg: "ES256", RedirectURIs: []string{fapiRedirect},
-		GrantTypes: []string{"authorization_code", "refresh_token"}, Scope: "openid profile email offline_access", SkipConsent: true}
+	bound := fapiClient("fapi-dpop", f.key.JWKS(), "ES256")
+	bound.RequirePKCE, bound.RequirePushedAuthorizationRequests = false, false // the profile turns them on
+	bound.Profile, bound.IDTokenSignedResponseAlg = config.ProfileFAPI2, "ES256"
 	cfg.Clients = append(cfg.Clients, fapiClient("fapi", f.key.JWKS(), "ES256"), fapiClient("fapi2", f.key2.JWKS(), "ES256"),
 		fapiClient("fapi-ps", config.JSON(rsaJWKS), "PS256"), bound)
 	f.env = servertest.New(t, servertest.Options{Config: cfg})
@@ -574,16 +574,7 @@ func TestFAPI2SecurityProfile(t *testing.T) {
 			wantError(t, "redeem with another key", r, http.StatusBadRequest, oauth.ErrInvalidGrant)
 		}},
 		{"fapi2-security-profile-final-ensure-unsigned-authorization-request-without-using-par-fails", func(t *testing.T) {
-			// require_pushed_authorization_requests: the request comes back
-			// to the (registered) redirect URI as invalid_request.
-			a := f.authz(f.client)
-			s, err := f.env.Agent("alice").Follow(f.env.AuthorizeURL(a))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if p := servertest.Params(s.Location); !strings.HasPrefix(s.Location, fapiRedirect+"?") || p.Get("error") != oauth.ErrInvalidRequest || p.Get("code") != "" {
-				t.Fatalf("got %d %q, want invalid_request at the redirect URI", s.Status, s.Location)
-			}
+			f.wantUnpushedRefused(t, f.authz(f.client))
 		}},
 		{"fapi2-security-profile-final-par-attempt-reuse-request_uri", func(t *testing.T) {
 			a := f.authz(f.client)
@@ -748,16 +739,23 @@ func TestFAPI2SecurityProfile(t *testing.T) {
 func TestProfileFAPI2Client(t *testing.T) {
 	f := newFAPI(t)
 	a := f.authz(f.dpopClientKeyed)
-	agent := f.env.Agent("alice")
-	last, err := agent.Follow(f.env.AuthorizeURL(a))
+	f.wantUnpushedRefused(t, a)
+	a.Verifier, a.NoPKCE = "", true
+	wantError(t, "push without PKCE", f.push(t, a), http.StatusBadRequest, oauth.ErrInvalidRequest)
+}
+
+// wantUnpushedRefused sends a's authorization request without pushing it
+// first: require_pushed_authorization_requests sends it back to the
+// (registered) redirect URI as invalid_request, with no code.
+func (f *fapi) wantUnpushedRefused(t *testing.T, a servertest.Authz) {
+	t.Helper()
+	s, err := f.env.Agent("alice").Follow(f.env.AuthorizeURL(a))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := servertest.Params(last.Location); p.Get("error") != oauth.ErrInvalidRequest || p.Get("code") != "" {
-		t.Fatalf("unpushed request: %d %q, want error=invalid_request", last.Status, last.Location)
+	if p := servertest.Params(s.Location); !strings.HasPrefix(s.Location, fapiRedirect+"?") || p.Get("error") != oauth.ErrInvalidRequest || p.Get("code") != "" {
+		t.Fatalf("unpushed request: %d %q, want invalid_request at the redirect URI", s.Status, s.Location)
 	}
-	a.Verifier, a.NoPKCE = "", true
-	wantError(t, "push without PKCE", f.push(t, a), http.StatusBadRequest, oauth.ErrInvalidRequest)
 }
 
 // dpopWithSkew runs PAR, token and userinfo with proofs whose iat is off by skew.
