@@ -46,7 +46,8 @@ func (clientCredentials) handle(ctx context.Context, e *Endpoint, req *request) 
 	}
 	now := e.Clock.Now()
 	exp := now.Add(e.Grants.Policy().AccessTTL)
-	at, _, err := e.Mint.NewAccess(mint.AccessParams{ClientID: c.ID, Subject: c.ID, Scopes: scopes, IssuedAt: now, Expiry: exp, JKT: req.jkt})
+	at, _, err := e.Mint.NewAccess(mint.AccessParams{ClientID: c.ID, Subject: c.ID, Scopes: scopes, IssuedAt: now, Expiry: exp,
+		JKT: req.jkt, Audience: c.Audience})
 	if err != nil {
 		return nil, err
 	}
