@@ -48,10 +48,12 @@ func invalidClient(desc string) *oauth.Error {
 	return &oauth.Error{Code: oauth.ErrInvalidClient, Description: desc}
 }
 
-// errTwoMethods is RFC 6749 §2.3's "MUST NOT use more than one
-// authentication method in each request": a malformed request, so
-// invalid_request (§5.2), whichever two methods were combined.
-var errTwoMethods = &oauth.Error{Code: oauth.ErrInvalidRequest, Description: "use one client authentication method, not two"}
+// twoMethods is RFC 6749 §2.3's "MUST NOT use more than one authentication
+// method in each request": a malformed request, so invalid_request (§5.2),
+// whichever two methods were combined.
+func twoMethods() *oauth.Error {
+	return &oauth.Error{Code: oauth.ErrInvalidRequest, Description: "use one client authentication method, not two"}
+}
 
 // errAuthFailed is the answer for an unknown client and a wrong secret or
 // key alike: it confirms nothing.
@@ -167,7 +169,7 @@ func truncate(s string) string {
 func (a *Authenticator) authenticateAssertion(ctx context.Context, r *http.Request, form map[string]string) (storage.Client, error) {
 	switch {
 	case r.Header.Get("Authorization") != "" || form["client_secret"] != "":
-		return storage.Client{}, errTwoMethods
+		return storage.Client{}, twoMethods()
 	case form["client_assertion_type"] != oauth.ClientAssertionJWT:
 		return storage.Client{}, invalidClient("client_assertion_type must be " + oauth.ClientAssertionJWT)
 	case form["client_assertion"] == "":
@@ -221,7 +223,7 @@ func credentials(r *http.Request, form map[string]string) (method, id, secret st
 			return "", "", "", invalidClient("malformed Basic credentials")
 		}
 		if form["client_secret"] != "" {
-			return "", "", "", errTwoMethods
+			return "", "", "", twoMethods()
 		}
 		if cid := form["client_id"]; cid != "" && cid != id {
 			return "", "", "", &oauth.Error{Code: oauth.ErrInvalidRequest, Description: "client_id differs from the authenticated client"}
