@@ -28,6 +28,17 @@
 //     keys, is not mistaken for an access token.
 //   - It has no "crit" header (no extension is understood) and no "b64".
 //   - "iss" is Config.Issuer exactly; "aud" contains Config.Audience.
+//
+// # Audience
+//
+// Castellan puts in "aud" what a client's access tokens are for: the
+// client's registered audience (RFC 9068 §3), else the provider's
+// tokens.audience, else the issuer, which names Castellan itself. A
+// verifier needs an explicit audience, the identifier of this API, and New
+// refuses the issuer as one (unless Config.AllowIssuerAudience says so):
+// with it, an API would accept the tokens of every client that has no
+// audience of its own, single-page apps and other services alike. Register
+// the API's identifier as the audience of the clients that call it.
 //   - "exp" has not passed, "nbf" (if any) has come and "iat" is not in the
 //     future, each with Config.Leeway (default 30 s) for clock skew.
 //   - "sub", "client_id" and "jti" are present (RFC 9068 §2.2).

@@ -196,7 +196,7 @@ func TestVerifyDPoPErrors(t *testing.T) {
 	if err != nil || c.JKT != key.JKT() {
 		t.Fatalf("VerifyDPoP: %v", err)
 	}
-	if _, err := resource.New(resource.Config{Issuer: env.URL, Audience: env.URL,
+	if _, err := resource.New(resource.Config{Issuer: env.URL, Audience: apiAudience,
 		DPoP: &resource.DPoP{Algorithms: []string{"HS256"}}}); err == nil {
 		t.Fatal("HS256 accepted for proofs")
 	}

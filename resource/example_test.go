@@ -14,7 +14,10 @@ import (
 
 // An API checks Castellan access tokens with Require: only requests with a
 // valid token granted "orders:read" reach the handler, which finds the
-// caller in the request context.
+// caller in the request context. Audience is this API's identifier, the one
+// the provider's clients that call it are registered with
+// ("audience: [https://api.example.com]"), so tokens meant for other APIs
+// are refused.
 func ExampleVerifier_Require() {
 	v, err := resource.New(resource.Config{
 		Issuer:   "https://login.example.com",
@@ -113,4 +116,18 @@ func ExampleDPoP() {
 	fmt.Println(rec.Code, rec.Header().Values("WWW-Authenticate"))
 	// Output:
 	// 401 [Bearer realm="https://api.example.com" DPoP realm="https://api.example.com", algs="ES256 EdDSA"]
+}
+
+// A verifier needs the API's own audience: none at all, or the issuer (which
+// names the provider, and is the audience of every client registered without
+// one), is refused.
+func ExampleConfig_audience() {
+	for _, aud := range []string{"", "https://login.example.com", "https://api.example.com"} {
+		_, err := resource.New(resource.Config{Issuer: "https://login.example.com", Audience: aud})
+		fmt.Printf("%q accepted: %v\n", aud, err == nil)
+	}
+	// Output:
+	// "" accepted: false
+	// "https://login.example.com" accepted: false
+	// "https://api.example.com" accepted: true
 }

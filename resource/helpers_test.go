@@ -16,15 +16,34 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/castellan-auth/castellan/internal/config"
 	"github.com/castellan-auth/castellan/internal/jwstest"
 	"github.com/castellan-auth/castellan/internal/server/servertest"
 	"github.com/castellan-auth/castellan/resource"
 )
 
-// newProvider starts a real Castellan with the servertest clients.
+// apiAudience is the audience of the test API: every servertest client of
+// newProvider names it.
+const apiAudience = "https://api.example"
+
+// newProvider starts a real Castellan with the servertest clients (see
+// withAPIAudience).
 func newProvider(t *testing.T) *servertest.Env {
 	t.Helper()
-	return servertest.New(t, servertest.Options{Config: servertest.WithClients(servertest.Config())})
+	return servertest.New(t, servertest.Options{Config: withAPIAudience(servertest.WithClients(servertest.Config()))})
+}
+
+// withAPIAudience registers every client of cfg with apiAudience, and holds
+// svc to its client_secret_post, so that a resource server using the wrong
+// method is refused (TestRevocationCheckFailsClosed).
+func withAPIAudience(cfg *config.Config) *config.Config {
+	for i := range cfg.Clients {
+		cfg.Clients[i].Audience = []string{apiAudience}
+		if cfg.Clients[i].ClientID == "svc" {
+			cfg.Clients[i].StrictTokenEndpointAuthMethod = true
+		}
+	}
+	return cfg
 }
 
 // wire counts the requests a verifier makes to the provider, by path, and can
@@ -60,7 +79,7 @@ func newVerifier(t *testing.T, env *servertest.Env, edit func(*resource.Config))
 	t.Helper()
 	w := &wire{base: env.HTTP.Client().Transport, hits: map[string]int{}}
 	cfg := resource.Config{
-		Issuer: env.URL, Audience: env.URL,
+		Issuer: env.URL, Audience: apiAudience,
 		HTTPClient: &http.Client{Transport: w},
 		Now:        env.Clock.Now,
 	}

@@ -25,7 +25,7 @@ func TestRequire(t *testing.T) {
 	both := serviceToken(t, env, "api:read api:write")
 	user := env.CodeFlow(t, env.Agent("alice"), servertest.Authz{})
 	bound, _, err := env.Server.Mint.NewAccess(mint.AccessParams{ClientID: "spa", Subject: "someone",
-		Scopes: []string{"api:read"}, IssuedAt: env.Clock.Now(), Expiry: env.Clock.Now().Add(time.Hour), JKT: "jkt"})
+		Scopes: []string{"api:read"}, IssuedAt: env.Clock.Now(), Expiry: env.Clock.Now().Add(time.Hour), JKT: "jkt", Audience: []string{apiAudience}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestRequire(t *testing.T) {
 		c.Now = func() time.Time { return env.Clock.Now().Add(2 * time.Hour) }
 	})
 
-	realm := `Bearer realm="` + env.URL + `"`
+	realm := `Bearer realm="` + apiAudience + `"`
 	invalidToken := func(desc string) string {
 		return realm + `, error="invalid_token", error_description="the access token ` + desc + `"`
 	}
@@ -200,7 +200,7 @@ func TestRequireOverHTTP(t *testing.T) {
 	if resp, _ := get("/?access_token="+url.QueryEscape(tok), ""); resp.StatusCode != 400 {
 		t.Fatalf("token in the query: got %d, want 400", resp.StatusCode)
 	}
-	if resp, _ := get("/", ""); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Bearer realm="`+env.URL+`"` {
+	if resp, _ := get("/", ""); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Bearer realm="`+apiAudience+`"` {
 		t.Fatalf("no token: got %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 }

@@ -93,6 +93,8 @@ func TestRevocationCheckFailsClosed(t *testing.T) {
 		check resource.RevocationCheck
 	}{
 		{name: "fail/wrong-secret", check: resource.RevocationCheck{ClientID: "svc", ClientSecret: "wrong-0123456789abcdef0123456789", AuthMethod: resource.AuthClientSecretPost}},
+		// svc is strict: Basic is not its method (one secret two ways is for
+		// clients that do not say so).
 		{name: "fail/wrong-method", check: resource.RevocationCheck{ClientID: "svc", ClientSecret: servertest.SvcSecret}},
 		{name: "fail/public-client", check: resource.RevocationCheck{ClientID: "spa", ClientSecret: "x", AuthMethod: resource.AuthClientSecretPost}},
 	}

@@ -37,8 +37,8 @@ var asymmetric = map[string]bool{
 // maxTokenSize bounds the tokens Verify looks at.
 const maxTokenSize = 16 << 10
 
-// Config configures a Verifier. Issuer and Audience are required; every other
-// field is safe to leave empty.
+// Config configures a Verifier. Issuer and Audience are required (and
+// Audience is not the issuer); every other field is safe to leave empty.
 //
 // Without DPoP, a DPoP-bound token is refused (see Verify), and Require
 // treats "Authorization: DPoP" as no token.
@@ -48,9 +48,20 @@ type Config struct {
 	Issuer string
 
 	// Audience is this API's identifier: a token is accepted only if its "aud"
-	// contains it (RFC 9068 §4). Castellan's access tokens name the issuer URL
-	// unless the provider's tokens.audience says otherwise.
+	// contains it (RFC 9068 §4). It is required, and must be what the
+	// provider puts in the tokens of the clients that call this API: their
+	// "audience" (or the provider's tokens.audience). New refuses the
+	// issuer itself: a token whose audience is the issuer is meant for
+	// Castellan, and every client without an audience of its own gets one,
+	// so an API accepting it would accept every client's tokens
+	// (AllowIssuerAudience, for an API that means that).
 	Audience string
+
+	// AllowIssuerAudience lets Audience be the issuer, so that the tokens of
+	// every client without an audience of its own are accepted. Only for an
+	// API that is part of the provider's own deployment and trusts all of
+	// its clients alike.
+	AllowIssuerAudience bool
 
 	// Algorithms are the JWS algorithms accepted (default ES256, RS256, PS256
 	// and EdDSA). Only asymmetric algorithms may be listed: New refuses
@@ -110,8 +121,11 @@ func New(cfg Config) (*Verifier, error) {
 	if !httpURL(cfg.Issuer) {
 		problems = append(problems, fmt.Sprintf("Issuer %q is not an absolute http(s) URL", cfg.Issuer))
 	}
-	if cfg.Audience == "" {
-		problems = append(problems, "Audience is required")
+	switch {
+	case strings.TrimSpace(cfg.Audience) == "":
+		problems = append(problems, "Audience is required: this API's identifier, as the provider's tokens name it in aud")
+	case !cfg.AllowIssuerAudience && strings.TrimSuffix(cfg.Audience, "/") == strings.TrimSuffix(cfg.Issuer, "/"):
+		problems = append(problems, "Audience is the issuer, which names the provider, not an API: every client's default tokens would be accepted (set AllowIssuerAudience to mean that)")
 	}
 	algNames := cfg.Algorithms
 	if len(algNames) == 0 {

@@ -48,6 +48,7 @@ func TestVerify(t *testing.T) {
 	bound, _, err := env.Server.Mint.NewAccess(mint.AccessParams{
 		ClientID: "spa", Subject: "someone", Scopes: []string{"openid"},
 		IssuedAt: env.Clock.Now(), Expiry: env.Clock.Now().Add(time.Hour), JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+		Audience: []string{apiAudience},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -68,18 +69,21 @@ func TestVerify(t *testing.T) {
 		{name: "ok/rs256-key", token: resign(t, env, svc, "RS256", "at+jwt", nil)},
 		{name: "ok/typ-media-type", token: resign(t, env, svc, "ES256", "application/at+jwt", nil)},
 		{name: "ok/typ-upper-case", token: resign(t, env, svc, "ES256", "AT+JWT", nil)},
-		{name: "ok/aud-array", token: resign(t, env, svc, "ES256", "at+jwt", set1("aud", []string{"https://other.example", env.URL}))},
+		{name: "ok/aud-array", token: resign(t, env, svc, "ES256", "at+jwt", set1("aud", []string{"https://other.example", apiAudience}))},
 		{name: "ok/within-leeway", token: svc, later: ttl + 20*time.Second},
-		{name: "ok/custom-audience", token: resign(t, env, svc, "ES256", "at+jwt", set1("aud", "https://api.example")),
-			edit: func(c *resource.Config) { c.Audience = "https://api.example" }},
+		{name: "ok/custom-audience", token: resign(t, env, svc, "ES256", "at+jwt", set1("aud", "https://orders.example")),
+			edit: func(c *resource.Config) { c.Audience = "https://orders.example" }},
+		{name: "ok/issuer-audience-allowed", token: resign(t, env, svc, "ES256", "at+jwt", set1("aud", env.URL)),
+			edit: func(c *resource.Config) { c.Audience, c.AllowIssuerAudience = env.URL, true }},
 
 		{name: "fail/expired", token: svc, later: ttl + resource.DefaultLeeway, reason: "expired"},
 		{name: "fail/expired-no-leeway", token: svc, later: ttl, edit: func(c *resource.Config) { c.Leeway = -1 }, reason: "expired"},
-		{name: "fail/wrong-audience", token: svc, edit: func(c *resource.Config) { c.Audience = "https://api.example" }, reason: "not meant for this API"},
+		{name: "fail/wrong-audience", token: svc, edit: func(c *resource.Config) { c.Audience = "https://orders.example" }, reason: "not meant for this API"},
+		{name: "fail/issuer-audience-token", token: resign(t, env, svc, "ES256", "at+jwt", set1("aud", env.URL)), reason: "not meant for this API"},
 		{name: "fail/wrong-issuer", token: resign(t, env, svc, "ES256", "at+jwt", set1("iss", "https://evil.example")), reason: "another issuer"},
 		{name: "fail/issuer-with-slash", token: resign(t, env, svc, "ES256", "at+jwt", set1("iss", env.URL+"/")), reason: "another issuer"},
 		{name: "fail/id-token", token: user.IDToken, reason: "not an access token"},
-		{name: "fail/id-token-aud-matching", token: resign(t, env, user.IDToken, "ES256", "JWT", set1("aud", env.URL)), reason: "not an access token"},
+		{name: "fail/id-token-aud-matching", token: resign(t, env, user.IDToken, "ES256", "JWT", set1("aud", apiAudience)), reason: "not an access token"},
 		{name: "fail/logout-token-typ", token: resign(t, env, svc, "ES256", "logout+jwt", nil), reason: "not an access token"},
 		{name: "fail/typ-jwt", token: resign(t, env, svc, "ES256", "JWT", nil), reason: "not an access token"},
 		{name: "fail/typ-empty", token: resign(t, env, svc, "ES256", "", nil), reason: "not an access token"},
@@ -161,8 +165,8 @@ func TestVerifyClaims(t *testing.T) {
 	if got, want := c.Expiry, env.Clock.Now().Add(time.Hour); !got.Equal(want) {
 		t.Errorf("expiry: got %s, want %s", got, want)
 	}
-	if len(c.Audience) != 1 || c.Audience[0] != env.URL {
-		t.Errorf("audience: got %v, want [%s]", c.Audience, env.URL)
+	if len(c.Audience) != 1 || c.Audience[0] != apiAudience {
+		t.Errorf("audience: got %v, want [%s]", c.Audience, apiAudience)
 	}
 
 	tok := env.CodeFlow(t, env.Agent("alice"), servertest.Authz{Scope: "openid profile"})
@@ -205,7 +209,7 @@ func TestVerifyExpired(t *testing.T) {
 // TestVerifyAlgorithms runs a provider that signs access tokens with EdDSA.
 func TestVerifyAlgorithms(t *testing.T) {
 	t.Parallel()
-	cfg := servertest.WithClients(servertest.Config())
+	cfg := withAPIAudience(servertest.WithClients(servertest.Config()))
 	cfg.Signing.Algorithms = []string{"EdDSA", "ES256"}
 	env := servertest.New(t, servertest.Options{Config: cfg})
 	tok := serviceToken(t, env, "")
@@ -238,7 +242,11 @@ func TestNew(t *testing.T) {
 		}},
 		{name: "fail/no-issuer", edit: func(c *resource.Config) { c.Issuer = "" }, want: "Issuer"},
 		{name: "fail/relative-issuer", edit: func(c *resource.Config) { c.Issuer = "login.example" }, want: "Issuer"},
-		{name: "fail/no-audience", edit: func(c *resource.Config) { c.Audience = "" }, want: "Audience"},
+		{name: "fail/no-audience", edit: func(c *resource.Config) { c.Audience = "" }, want: "Audience is required"},
+		{name: "fail/blank-audience", edit: func(c *resource.Config) { c.Audience = " " }, want: "Audience is required"},
+		{name: "fail/audience-is-issuer", edit: func(c *resource.Config) { c.Audience = c.Issuer }, want: "Audience is the issuer"},
+		{name: "fail/audience-is-issuer-with-slash", edit: func(c *resource.Config) { c.Audience = c.Issuer + "/" }, want: "Audience is the issuer"},
+		{name: "ok/audience-is-issuer-allowed", edit: func(c *resource.Config) { c.Audience, c.AllowIssuerAudience = c.Issuer, true }},
 		{name: "fail/alg-none", edit: func(c *resource.Config) { c.Algorithms = []string{"none"} }, want: `"none"`},
 		{name: "fail/alg-hs256", edit: func(c *resource.Config) { c.Algorithms = []string{"ES256", "HS256"} }, want: `"HS256"`},
 		{name: "fail/leeway", edit: func(c *resource.Config) { c.Leeway = time.Hour }, want: "Leeway"},

@@ -110,6 +110,19 @@ func TestClient(t *testing.T) {
 	if s := must("", "show", "yaml-app"); !strings.Contains(s, "From YAML") || !strings.Contains(s, "jwks_uri https://yaml.example/jwks") {
 		t.Errorf("show yaml-app:\n%s", s)
 	}
+	// The access tokens' audience and the strict secret method, from YAML.
+	apiYAML := filepath.Join(t.TempDir(), "api.yaml")
+	os.WriteFile(apiYAML, []byte("client_id: orders-svc\ntoken_endpoint_auth_method: client_secret_post\nstrict_token_endpoint_auth_method: true\n"+
+		"grant_types: [client_credentials]\nscope: orders:read\naudience: [https://orders.example/, billing]\n"), 0o600)
+	must("0123456789abcdef0123456789abcdef-api\n", "add", "--from-yaml", apiYAML, "--secret-stdin")
+	show = regexp.MustCompile(` {2,}`).ReplaceAllString(must("", "show", "orders-svc"), "  ")
+	for _, want := range []string{"strict_token_endpoint_auth_method  true", "audience  https://orders.example/ billing"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("show orders-svc: want %q in\n%s", want, show)
+		}
+	}
+	refused("audience[0]: must not be empty", "client_id: bad-aud\ntoken_endpoint_auth_method: client_secret_post\ngrant_types: [client_credentials]\naudience: [\"\"]\n",
+		"add", "--from-yaml", "-")
 	refused("unknown key", "client_id: x\nclient_secrett: abc\n", "add", "--from-yaml", "-")
 	refused("give no other client flags", "client_id: x\n", "add", "--from-yaml", "-", "--scope", "openid")
 

@@ -180,7 +180,7 @@ Castellan dev is running (data in %s).
   Demo BFF     %s/        the same app behind a Backend-for-Frontend (no token in the browser)
   Provider     %s
   Discovery    %s/.well-known/openid-configuration
-  Demo API     %s/api/profile
+  Demo API     %s/api/profile   (takes access tokens for the audience %s)
   Sign in as   alice / %s
 
   Clients of the demo app (public, PKCE, first-party: no consent page):
@@ -192,7 +192,7 @@ Castellan dev is running (data in %s).
   Access tokens live %s, so renewals show within a minute.
 
 Press Ctrl-C to stop.
-`, dir, setup.SPA, setup.BFF, cfg.Issuer, cfg.Issuer, setup.API, password,
+`, dir, setup.SPA, setup.BFF, cfg.Issuer, cfg.Issuer, setup.API, setup.APIAudience(), password,
 		demo.ClientRefresh, demo.ClientIframe, demo.ClientImplicit,
 		demo.ClientBFF, filepath.Join(dir, "bff.db"), cfg.Tokens.AccessTokenTTL.D())
 }

@@ -84,7 +84,7 @@ func (h *Handler) implicit(ctx context.Context, f *flow, s storage.Session, u st
 		}
 		at, _, err = h.Mint.NewAccess(mint.AccessParams{
 			ClientID: f.client.ID, Subject: s.UserID, Scopes: req.Scopes, GrantID: g.ID, SID: s.SID,
-			AuthTime: s.AuthTime, AMR: s.AMR, IssuedAt: now, Expiry: g.ExpiresAt,
+			AuthTime: s.AuthTime, AMR: s.AMR, IssuedAt: now, Expiry: g.ExpiresAt, Audience: f.client.Audience,
 		})
 		if err != nil {
 			return err

@@ -12,9 +12,11 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -139,13 +141,19 @@ func newAssertionEnv(t *testing.T, path string, declared []config.Client) assert
 	if err := Provision(ctx, st, declared, secrets, clk); err != nil {
 		t.Fatal(err)
 	}
-	a := NewAuthenticator(st, secrets)
-	a.Assertions = &Assertions{Issuer: testIssuer, Replay: st, Keys: clientkeys.NewFetcher(clk), Clock: clk}
+	a := NewAuthenticator(st, secrets, slog.New(slog.DiscardHandler))
+	a.Assertions = &Assertions{Issuer: testIssuer, TokenEndpoint: testTokenURL, MaxLifetime: time.Hour,
+		Replay: st, Keys: clientkeys.NewFetcher(clk), Clock: clk}
 	return assertionEnv{auth: a, clk: clk}
 }
 
 func (e assertionEnv) authenticate(assertion string, form map[string]string, authz string) (string, error) {
-	r := httptest.NewRequest(http.MethodPost, "/token", nil)
+	return e.authenticateAt("/token", assertion, form, authz)
+}
+
+// authenticateAt authenticates a request to the endpoint at path.
+func (e assertionEnv) authenticateAt(path, assertion string, form map[string]string, authz string) (string, error) {
+	r := httptest.NewRequest(http.MethodPost, path, nil)
 	if authz != "" {
 		r.Header.Set("Authorization", authz)
 	}
@@ -190,6 +198,10 @@ func TestAssertion(t *testing.T) {
 		}
 		return c
 	}
+	without := func(c map[string]any, k string) map[string]any {
+		delete(c, k)
+		return c
+	}
 	replayed := sign(t, es, good(), nil)
 	if _, err := env.authenticate(replayed, nil, ""); err != nil {
 		t.Fatalf("first use of an assertion: %v", err)
@@ -212,6 +224,11 @@ func TestAssertion(t *testing.T) {
 		{name: "ok/no-iat", assertion: sign(t, es, with("iat", nil), nil), want: "jwt"},
 		{name: "ok/nbf-8s-ahead", assertion: sign(t, es, with("nbf", now.Add(8*time.Second).Unix()), nil), want: "jwt"},
 		{name: "ok/exp-at-5m", assertion: sign(t, es, with("exp", now.Add(5*time.Minute).Unix()), nil), want: "jwt"},
+		{name: "ok/exp-at-max-lifetime", assertion: sign(t, es, with("exp", now.Add(time.Hour).Unix()), nil), want: "jwt"},
+		{name: "ok/no-iat-exp-at-max-lifetime", assertion: sign(t, es, without(with("exp", now.Add(time.Hour).Unix()), "iat"), nil), want: "jwt"},
+		{name: "ok/aud-token-endpoint", assertion: sign(t, es, with("aud", testTokenURL), nil), want: "jwt"},
+		{name: "ok/aud-array-of-issuer", assertion: sign(t, es, with("aud", []string{testIssuer}), nil), want: "jwt"},
+		{name: "ok/aud-array-of-issuer-and-token-endpoint", assertion: sign(t, es, with("aud", []string{testIssuer, testTokenURL}), nil), want: "jwt"},
 		{name: "ok/typ-client-authentication", assertion: sign(t, es, good(), map[jose.HeaderKey]any{"typ": "client-authentication+jwt"}), want: "jwt"},
 
 		{name: "fail/alg-none", assertion: unsigned(good()), want: oauth.ErrInvalidClient},
@@ -219,17 +236,20 @@ func TestAssertion(t *testing.T) {
 		{name: "fail/hs256-keyed-with-public-rsa-key", assertion: hmacWithPublicKey(t, rs, good()), want: oauth.ErrInvalidClient},
 		{name: "fail/expired", assertion: sign(t, es, with("exp", now.Add(-5*time.Minute).Unix()), nil), want: oauth.ErrInvalidClient},
 		{name: "fail/no-exp", assertion: sign(t, es, with("exp", nil), nil), want: oauth.ErrInvalidClient},
-		{name: "fail/lifetime-too-long", assertion: sign(t, es, with("exp", now.Add(time.Hour).Unix()), nil), want: oauth.ErrInvalidClient},
-		{name: "fail/exp-minus-iat-too-long", assertion: sign(t, es, with("iat", now.Add(-10*time.Minute).Unix()), nil), want: oauth.ErrInvalidClient},
+		{name: "fail/lifetime-too-long", assertion: sign(t, es, with("exp", now.Add(time.Hour+time.Second).Unix()), nil), want: oauth.ErrInvalidClient},
+		{name: "fail/exp-minus-iat-too-long", assertion: sign(t, es, with("iat", now.Add(-time.Hour).Unix()), nil), want: oauth.ErrInvalidClient},
+		{name: "fail/no-iat-exp-too-far", assertion: sign(t, es, without(with("exp", now.Add(time.Hour+AssertionLeeway+time.Second).Unix()), "iat"), nil), want: oauth.ErrInvalidClient},
 		{name: "fail/nbf-over-60s-ahead", assertion: sign(t, es, with("nbf", now.Add(61*time.Second).Unix()), nil), want: oauth.ErrInvalidClient},
 		{name: "fail/iat-over-60s-ahead", assertion: sign(t, es, with("iat", now.Add(61*time.Second).Unix()), nil), want: oauth.ErrInvalidClient},
-		// The issuer only, as a string (FAPI 2.0 Security Profile §5.3.2.1,
-		// draft-ietf-oauth-rfc7523bis: no audience injection).
+		// Only values that name this server (no audience injection; the
+		// fapi2 rule is TestAssertionAudienceOfThirdPartyClients').
 		{name: "fail/wrong-aud", assertion: sign(t, es, with("aud", "https://other.example"), nil), want: oauth.ErrInvalidClient},
-		{name: "fail/aud-par-endpoint", assertion: sign(t, es, with("aud", "https://id.example/par"), nil), want: oauth.ErrInvalidClient},
-		{name: "fail/aud-token-endpoint", assertion: sign(t, es, with("aud", testTokenURL), nil), want: oauth.ErrInvalidClient},
-		{name: "fail/aud-array-of-issuer", assertion: sign(t, es, with("aud", []string{testIssuer}), nil), want: oauth.ErrInvalidClient},
+		{name: "fail/aud-par-endpoint-at-token", assertion: sign(t, es, with("aud", "https://id.example/par"), nil), want: oauth.ErrInvalidClient},
 		{name: "fail/aud-array-with-issuer", assertion: sign(t, es, with("aud", []string{"https://other.example", testIssuer}), nil), want: oauth.ErrInvalidClient},
+		{name: "fail/aud-empty-array", assertion: sign(t, es, with("aud", []string{}), nil), want: oauth.ErrInvalidClient},
+		{name: "fail/aud-array-with-empty", assertion: sign(t, es, with("aud", []string{testIssuer, ""}), nil), want: oauth.ErrInvalidClient},
+		{name: "fail/aud-number", assertion: sign(t, es, with("aud", 1), nil), want: oauth.ErrInvalidClient},
+		{name: "fail/aud-token-endpoint-other-case", assertion: sign(t, es, with("aud", "https://ID.example/token"), nil), want: oauth.ErrInvalidClient},
 		{name: "fail/aud-issuer-with-slash", assertion: sign(t, es, with("aud", testIssuer+"/"), nil), want: oauth.ErrInvalidClient},
 		{name: "fail/aud-empty", assertion: sign(t, es, with("aud", ""), nil), want: oauth.ErrInvalidClient},
 		{name: "fail/no-aud", assertion: sign(t, es, with("aud", nil), nil), want: oauth.ErrInvalidClient},
@@ -247,8 +267,9 @@ func TestAssertion(t *testing.T) {
 		{name: "fail/wrong-assertion-type", assertion: sign(t, es, good(), nil), form: map[string]string{"client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:saml2-bearer"}, want: oauth.ErrInvalidClient},
 		{name: "fail/type-without-assertion", form: map[string]string{"client_assertion": "-", "client_id": "jwt"}, want: oauth.ErrInvalidClient},
 		{name: "fail/assertion-without-type", assertion: sign(t, es, good(), nil), form: map[string]string{"client_assertion_type": "-"}, want: oauth.ErrInvalidClient},
-		{name: "fail/with-basic-too", assertion: sign(t, es, good(), nil), authz: basic("jwt", "x"), want: oauth.ErrInvalidClient},
-		{name: "fail/with-secret-too", assertion: sign(t, es, good(), nil), form: map[string]string{"client_secret": "x"}, want: oauth.ErrInvalidClient},
+		// RFC 6749 §2.3: two methods in one request are invalid_request, as in credentials.
+		{name: "fail/with-basic-too", assertion: sign(t, es, good(), nil), authz: basic("jwt", "x"), want: oauth.ErrInvalidRequest},
+		{name: "fail/with-secret-too", assertion: sign(t, es, good(), nil), form: map[string]string{"client_secret": "x"}, want: oauth.ErrInvalidRequest},
 		{name: "fail/json-serialization", assertion: `{"payload":"e30","signatures":[]}`, want: oauth.ErrInvalidClient},
 		{name: "fail/garbage", assertion: "a.b.c", want: oauth.ErrInvalidClient},
 		{name: "fail/secret-client", assertion: sign(t, es, assertionClaimsFor("web", now), nil), want: oauth.ErrInvalidClient},
@@ -345,4 +366,103 @@ func TestAssertionJWKSURI(t *testing.T) {
 			t.Fatalf("got %v, want invalid_client", err)
 		}
 	})
+}
+
+// TestAssertionAudienceOfThirdPartyClients presents the assertions that
+// common client libraries sign, at the endpoints they sign them for: every
+// value that names this server is accepted from an ordinary client (RFC 7523
+// §3, RFC 9126 §2), and only the issuer as a string from a profile fapi2
+// client (FAPI 2.0 Security Profile §5.3.2.1). No value naming another
+// server is accepted anywhere.
+func TestAssertionAudienceOfThirdPartyClients(t *testing.T) {
+	k := newKey(t, "k", jose.ES256)
+	const (
+		parURL        = testIssuer + "/par"
+		revokeURL     = testIssuer + "/revoke"
+		introspectURL = testIssuer + "/introspect"
+	)
+	declared := []config.Client{
+		{ClientID: "rp", TokenEndpointAuthMethod: "private_key_jwt", GrantTypes: []string{"client_credentials"}, JWKS: config.JSON(jwksOf(t, k))},
+		{ClientID: "bank", Profile: config.ProfileFAPI2, TokenEndpointAuthMethod: "private_key_jwt", TokenEndpointAuthSigningAlg: "ES256",
+			IDTokenSignedResponseAlg: "ES256", GrantTypes: []string{"client_credentials"}, JWKS: config.JSON(jwksOf(t, k))},
+	}
+	env := newAssertionEnv(t, filepath.Join(t.TempDir(), "aud.db"), declared)
+	now := env.clk.Now()
+	// claims are an assertion of client with aud, signed at iat for life.
+	claims := func(client string, aud any, life time.Duration) map[string]any {
+		c := assertionClaimsFor(client, now)
+		c["aud"], c["exp"] = aud, now.Add(life).Unix()
+		return c
+	}
+	cases := []struct {
+		name   string
+		client string
+		path   string // endpoint called
+		aud    any
+		life   time.Duration
+		ok     bool
+	}{
+		{name: "oauth2c/token-endpoint-url", client: "rp", path: "/token", aud: testTokenURL, life: time.Minute, ok: true},
+		{name: "authlib/token-endpoint-url-for-an-hour", client: "rp", path: "/token", aud: testTokenURL, life: time.Hour, ok: true},
+		{name: "zitadel/issuer-array-for-an-hour", client: "rp", path: "/token", aud: []string{testIssuer}, life: time.Hour, ok: true},
+		{name: "zitadel/issuer-array-at-revoke", client: "rp", path: "/revoke", aud: []string{testIssuer}, life: time.Hour, ok: true},
+		{name: "zitadel/issuer-array-at-introspect", client: "rp", path: "/introspect", aud: []string{testIssuer}, life: time.Hour, ok: true},
+		{name: "issuer-string", client: "rp", path: "/token", aud: testIssuer, life: time.Minute, ok: true},
+		{name: "par/par-endpoint-url", client: "rp", path: "/par", aud: parURL, life: time.Minute, ok: true},
+		{name: "par/token-endpoint-url", client: "rp", path: "/par", aud: testTokenURL, life: time.Minute, ok: true},
+		{name: "revoke/revocation-endpoint-url", client: "rp", path: "/revoke", aud: revokeURL, life: time.Minute, ok: true},
+		{name: "introspect/introspection-endpoint-url", client: "rp", path: "/introspect", aud: introspectURL, life: time.Minute, ok: true},
+		{name: "array/all-of-this-server", client: "rp", path: "/par", aud: []string{testIssuer, testTokenURL, parURL}, life: time.Minute, ok: true},
+
+		{name: "fail/revocation-url-at-token", client: "rp", path: "/token", aud: revokeURL, life: time.Minute},
+		{name: "fail/par-url-at-revoke", client: "rp", path: "/revoke", aud: parURL, life: time.Minute},
+		{name: "fail/other-server-token-endpoint", client: "rp", path: "/token", aud: "https://other.example/token", life: time.Minute},
+		{name: "fail/array-with-other-server", client: "rp", path: "/token", aud: []string{testIssuer, "https://other.example"}, life: time.Minute},
+		{name: "fail/authlib-over-max-lifetime", client: "rp", path: "/token", aud: testTokenURL, life: 2 * time.Hour},
+
+		{name: "fapi2/issuer-string", client: "bank", path: "/token", aud: testIssuer, life: time.Minute, ok: true},
+		{name: "fapi2/issuer-string-at-par", client: "bank", path: "/par", aud: testIssuer, life: time.Minute, ok: true},
+		{name: "fail/fapi2-token-endpoint-url", client: "bank", path: "/token", aud: testTokenURL, life: time.Minute},
+		{name: "fail/fapi2-issuer-array", client: "bank", path: "/token", aud: []string{testIssuer}, life: time.Minute},
+		{name: "fail/fapi2-par-endpoint-url", client: "bank", path: "/par", aud: parURL, life: time.Minute},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			id, err := env.authenticateAt(c.path, sign(t, k, claims(c.client, c.aud, c.life), nil), nil, "")
+			switch {
+			case c.ok && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.ok && id != c.client:
+				t.Fatalf("client %q, want %q", id, c.client)
+			case !c.ok && oauthCode(err) != oauth.ErrInvalidClient:
+				t.Fatalf("got %v, want invalid_client", err)
+			}
+		})
+	}
+}
+
+// TestAssertionReplayForItsWholeLife uses an hour-long assertion once and
+// presents it again just before it expires: the jti is still remembered, on
+// another node too, so the assertion is never accepted twice.
+func TestAssertionReplayForItsWholeLife(t *testing.T) {
+	k := newKey(t, "k", jose.ES256)
+	declared := []config.Client{{ClientID: "rp", TokenEndpointAuthMethod: "private_key_jwt",
+		GrantTypes: []string{"client_credentials"}, JWKS: config.JSON(jwksOf(t, k))}}
+	db := filepath.Join(t.TempDir(), "life.db")
+	node1 := newAssertionEnv(t, db, declared)
+	node2 := newAssertionEnv(t, db, declared)
+	c := assertionClaimsFor("rp", node1.clk.Now())
+	c["exp"] = node1.clk.Now().Add(time.Hour).Unix()
+	a := sign(t, k, c, nil)
+	if _, err := node1.authenticate(a, nil, ""); err != nil {
+		t.Fatalf("first use: %v", err)
+	}
+	for _, n := range []assertionEnv{node1, node2} {
+		n.clk.Advance(time.Hour + AssertionLeeway - time.Second)
+	}
+	for i, n := range []assertionEnv{node1, node2} {
+		if _, err := n.authenticate(a, nil, ""); oauthCode(err) != oauth.ErrInvalidClient || !strings.Contains(err.Error(), "jti replayed") {
+			t.Fatalf("node %d, a second before the assertion expires: got %v, want invalid_client (jti replayed)", i+1, err)
+		}
+	}
 }

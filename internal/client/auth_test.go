@@ -7,10 +7,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,9 +97,10 @@ func TestCredentials(t *testing.T) {
 	}
 }
 
-// TestAuthenticate checks credentials against stored clients: one method
-// per client, secrets compared exactly, unknown clients refused alike.
-func TestAuthenticate(t *testing.T) {
+// authEnv is an authenticator over a real SQLite file holding declared,
+// logging to log.
+func authEnv(t *testing.T, declared []config.Client, log *slog.Logger) (*Authenticator, Secrets) {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlstore.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "c.db"), sqlstore.Options{})
 	if err != nil {
@@ -106,43 +109,39 @@ func TestAuthenticate(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	master, _ := seal.New(bytes.Repeat([]byte{3}, 32))
 	secrets := NewSecrets(master)
-	const secret = "0123456789abcdef0123456789abcdef-x"
-	declared := []config.Client{
-		{ClientID: "spa", TokenEndpointAuthMethod: "none", RedirectURIs: []string{"http://127.0.0.1/cb"}},
-		{ClientID: "web", ClientSecret: secret, TokenEndpointAuthMethod: "client_secret_basic"},
-		{ClientID: "svc", ClientSecret: secret, TokenEndpointAuthMethod: "client_secret_post", GrantTypes: []string{"client_credentials"}},
-		{ClientID: "dflt", ClientSecret: secret}, // default method: client_secret_basic
-		{ClientID: "hashed", ClientSecretHash: "sha256:" + sha256Hex(secret), TokenEndpointAuthMethod: "client_secret_post"},
-	}
 	if err := Provision(ctx, st, declared, secrets, clock.NewFake(time.Unix(0, 0))); err != nil {
 		t.Fatal(err)
 	}
-	a := NewAuthenticator(st, secrets)
-	cases := []struct {
-		name string
-		auth string
-		form map[string]string
-		id   string // client expected
-		err  string
-	}{
-		{name: "none", form: map[string]string{"client_id": "spa"}, id: "spa"},
-		{name: "none/with-secret", form: map[string]string{"client_id": "spa", "client_secret": secret}, err: oauth.ErrInvalidClient},
-		{name: "none/with-basic", auth: basic("spa", ""), err: oauth.ErrInvalidClient},
-		{name: "basic", auth: basic("web", secret), id: "web"},
-		{name: "basic/wrong-secret", auth: basic("web", secret+"x"), err: oauth.ErrInvalidClient},
-		{name: "basic/secret-prefix", auth: basic("web", secret[:len(secret)-1]), err: oauth.ErrInvalidClient},
-		{name: "basic/as-post", form: map[string]string{"client_id": "web", "client_secret": secret}, err: oauth.ErrInvalidClient},
-		{name: "basic/id-only", form: map[string]string{"client_id": "web"}, err: oauth.ErrInvalidClient},
-		{name: "basic/default-method", auth: basic("dflt", secret), id: "dflt"},
-		{name: "post", form: map[string]string{"client_id": "svc", "client_secret": secret}, id: "svc"},
-		{name: "post/as-basic", auth: basic("svc", secret), err: oauth.ErrInvalidClient},
-		{name: "post/wrong-secret", form: map[string]string{"client_id": "svc", "client_secret": "x"}, err: oauth.ErrInvalidClient},
-		{name: "post/client-secret-hash", form: map[string]string{"client_id": "hashed", "client_secret": secret}, id: "hashed"},
-		{name: "post/client-secret-hash-wrong", form: map[string]string{"client_id": "hashed", "client_secret": sha256Hex(secret)}, err: oauth.ErrInvalidClient},
-		{name: "unknown/basic", auth: basic("nobody", secret), err: oauth.ErrInvalidClient},
-		{name: "unknown/none", form: map[string]string{"client_id": "nobody"}, err: oauth.ErrInvalidClient},
-		{name: "id-differs-in-case", auth: basic("WEB", secret), err: oauth.ErrInvalidClient},
-	}
+	return NewAuthenticator(st, secrets, log), secrets
+}
+
+const testSecret = "0123456789abcdef0123456789abcdef-x"
+
+// authClients are the clients TestAuthenticate and TestOneSecretTwoWays use.
+var authClients = []config.Client{
+	{ClientID: "spa", TokenEndpointAuthMethod: "none", RedirectURIs: []string{"http://127.0.0.1/cb"}},
+	{ClientID: "web", ClientSecret: testSecret, TokenEndpointAuthMethod: "client_secret_basic"},
+	{ClientID: "svc", ClientSecret: testSecret, TokenEndpointAuthMethod: "client_secret_post", GrantTypes: []string{"client_credentials"}},
+	{ClientID: "dflt", ClientSecret: testSecret}, // default method: client_secret_basic
+	{ClientID: "hashed", ClientSecretHash: "sha256:" + sha256Hex(testSecret), TokenEndpointAuthMethod: "client_secret_post"},
+	{ClientID: "web-strict", ClientSecret: testSecret, TokenEndpointAuthMethod: "client_secret_basic", StrictTokenEndpointAuthMethod: true},
+	{ClientID: "svc-strict", ClientSecret: testSecret, TokenEndpointAuthMethod: "client_secret_post", StrictTokenEndpointAuthMethod: true,
+		GrantTypes: []string{"client_credentials"}},
+	{ClientID: "jwt", TokenEndpointAuthMethod: "private_key_jwt", JWKS: `{"keys":[]}`, GrantTypes: []string{"client_credentials"}},
+}
+
+type authCase struct {
+	name string
+	auth string
+	form map[string]string
+	id   string // client expected
+	err  string
+	// desc, for a refusal, is a part of the error_description.
+	desc string
+}
+
+func runAuthCases(t *testing.T, a *Authenticator, cases []authCase) {
+	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodPost, "/token", nil)
@@ -153,7 +152,7 @@ func TestAuthenticate(t *testing.T) {
 			if form == nil {
 				form = map[string]string{}
 			}
-			got, err := a.Authenticate(ctx, r, form)
+			got, err := a.Authenticate(context.Background(), r, form)
 			if code := oauthCode(err); code != c.err {
 				t.Fatalf("error: got %q (%v), want %q", code, err, c.err)
 			}
@@ -161,20 +160,126 @@ func TestAuthenticate(t *testing.T) {
 				t.Fatalf("client %q, want %q", got.ID, c.id)
 			}
 			var oe *oauth.Error
-			if errors.As(err, &oe) && oe.HTTPStatus() != http.StatusUnauthorized && oe.Code == oauth.ErrInvalidClient {
-				t.Errorf("invalid_client with status %d, want 401", oe.HTTPStatus())
+			if errors.As(err, &oe) {
+				if oe.Code == oauth.ErrInvalidClient && oe.HTTPStatus() != http.StatusUnauthorized {
+					t.Errorf("invalid_client with status %d, want 401", oe.HTTPStatus())
+				}
+				if !strings.Contains(oe.Description, c.desc) {
+					t.Errorf("error_description %q, want it to contain %q", oe.Description, c.desc)
+				}
+				if strings.Contains(oe.Description, testSecret) {
+					t.Errorf("error_description %q holds the secret", oe.Description)
+				}
 			}
 		})
 	}
+}
+
+// TestAuthenticate checks credentials against stored clients: secrets
+// compared exactly, a public client never with a secret, a confidential one
+// never without, unknown clients refused alike.
+func TestAuthenticate(t *testing.T) {
+	ctx := context.Background()
+	a, secrets := authEnv(t, authClients, slog.New(slog.DiscardHandler))
+	const secret = testSecret
+	runAuthCases(t, a, []authCase{
+		{name: "none", form: map[string]string{"client_id": "spa"}, id: "spa"},
+		{name: "none/with-secret", form: map[string]string{"client_id": "spa", "client_secret": secret}, err: oauth.ErrInvalidClient, desc: "this client is public"},
+		{name: "none/with-basic", auth: basic("spa", ""), err: oauth.ErrInvalidClient, desc: "this client is public"},
+		{name: "basic", auth: basic("web", secret), id: "web"},
+		{name: "basic/wrong-secret", auth: basic("web", secret+"x"), err: oauth.ErrInvalidClient, desc: "client authentication failed"},
+		{name: "basic/secret-prefix", auth: basic("web", secret[:len(secret)-1]), err: oauth.ErrInvalidClient, desc: "client authentication failed"},
+		{name: "basic/id-only", form: map[string]string{"client_id": "web"}, err: oauth.ErrInvalidClient, desc: "must authenticate with its client secret"},
+		{name: "basic/default-method", auth: basic("dflt", secret), id: "dflt"},
+		{name: "post", form: map[string]string{"client_id": "svc", "client_secret": secret}, id: "svc"},
+		{name: "post/wrong-secret", form: map[string]string{"client_id": "svc", "client_secret": "x"}, err: oauth.ErrInvalidClient, desc: "client authentication failed"},
+		{name: "post/client-secret-hash", form: map[string]string{"client_id": "hashed", "client_secret": secret}, id: "hashed"},
+		{name: "post/client-secret-hash-wrong", form: map[string]string{"client_id": "hashed", "client_secret": sha256Hex(secret)}, err: oauth.ErrInvalidClient},
+		{name: "private-key-jwt/with-basic", auth: basic("jwt", secret), err: oauth.ErrInvalidClient, desc: "must authenticate with private_key_jwt"},
+		{name: "private-key-jwt/with-post", form: map[string]string{"client_id": "jwt", "client_secret": secret}, err: oauth.ErrInvalidClient, desc: "must authenticate with private_key_jwt"},
+		{name: "unknown/basic", auth: basic("nobody", secret), err: oauth.ErrInvalidClient, desc: "client authentication failed"},
+		{name: "unknown/none", form: map[string]string{"client_id": "nobody"}, err: oauth.ErrInvalidClient, desc: "client authentication failed"},
+		{name: "id-differs-in-case", auth: basic("WEB", secret), err: oauth.ErrInvalidClient},
+	})
 	t.Run("storage-failure-is-not-invalid-client", func(t *testing.T) {
 		broken, _ := sqlstore.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "b.db"), sqlstore.Options{})
 		broken.Close()
 		r := httptest.NewRequest(http.MethodPost, "/token", nil)
-		_, err := NewAuthenticator(broken, secrets).Authenticate(ctx, r, map[string]string{"client_id": "spa"})
+		_, err := NewAuthenticator(broken, secrets, slog.New(slog.DiscardHandler)).Authenticate(ctx, r, map[string]string{"client_id": "spa"})
 		if oauthCode(err) != "plain" {
 			t.Fatalf("got %v, want a plain (server) error", err)
 		}
 	})
+}
+
+// TestOneSecretTwoWays is a client registered with client_secret_basic
+// sending its secret in the form and one registered with client_secret_post
+// sending it with Basic, as zitadel/oidc's relying party does (Basic for the
+// code exchange and introspection, the form for refresh and revocation):
+// accepted, the secret still checked, unless the client is strict, which is
+// refused naming the method it registered.
+func TestOneSecretTwoWays(t *testing.T) {
+	a, _ := authEnv(t, authClients, slog.New(slog.DiscardHandler))
+	const secret = testSecret
+	runAuthCases(t, a, []authCase{
+		{name: "basic-client/post", form: map[string]string{"client_id": "web", "client_secret": secret}, id: "web"},
+		{name: "basic-client/post-wrong-secret", form: map[string]string{"client_id": "web", "client_secret": secret + "x"}, err: oauth.ErrInvalidClient, desc: "client authentication failed"},
+		{name: "post-client/basic", auth: basic("svc", secret), id: "svc"},
+		{name: "post-client/basic-wrong-secret", auth: basic("svc", "x"), err: oauth.ErrInvalidClient, desc: "client authentication failed"},
+		{name: "hashed-post-client/basic", auth: basic("hashed", secret), id: "hashed"},
+		{name: "strict-basic-client/basic", auth: basic("web-strict", secret), id: "web-strict"},
+		{name: "strict-basic-client/post", form: map[string]string{"client_id": "web-strict", "client_secret": secret}, err: oauth.ErrInvalidClient,
+			desc: "this client must authenticate with client_secret_basic"},
+		{name: "strict-post-client/post", form: map[string]string{"client_id": "svc-strict", "client_secret": secret}, id: "svc-strict"},
+		{name: "strict-post-client/basic", auth: basic("svc-strict", secret), err: oauth.ErrInvalidClient,
+			desc: "this client must authenticate with client_secret_post"},
+		{name: "strict-post-client/id-only", form: map[string]string{"client_id": "svc-strict"}, err: oauth.ErrInvalidClient,
+			desc: "this client must authenticate with client_secret_post"},
+	})
+}
+
+// TestAuthRefusalIsLogged checks that every refusal leaves a debug line with
+// the client, the method and the reason, the wrong secret included, and that
+// no line holds a credential.
+func TestAuthRefusalIsLogged(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, _ := authEnv(t, authClients, log)
+	cases := []struct {
+		name   string
+		auth   string
+		form   map[string]string
+		reason string
+	}{
+		{name: "wrong-secret", auth: basic("web", testSecret+"-wrong"), reason: `reason="wrong secret"`},
+		{name: "unknown", form: map[string]string{"client_id": "nobody", "client_secret": testSecret}, reason: `reason="unknown client"`},
+		{name: "strict", auth: basic("svc-strict", testSecret), reason: `reason="sent client_secret_basic, registered client_secret_post"`},
+		{name: "two-methods", auth: basic("web", testSecret), form: map[string]string{"client_secret": testSecret}, reason: "use one client authentication method"},
+		{name: "assertion-disabled", form: map[string]string{"client_assertion_type": oauth.ClientAssertionJWT, "client_assertion": "a.b.c"}, reason: "are not enabled"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			buf.Reset()
+			r := httptest.NewRequest(http.MethodPost, "/token", nil)
+			if c.auth != "" {
+				r.Header.Set("Authorization", c.auth)
+			}
+			form := c.form
+			if form == nil {
+				form = map[string]string{}
+			}
+			if _, err := a.Authenticate(context.Background(), r, form); err == nil {
+				t.Fatal("authenticated, want a refusal")
+			}
+			line := buf.String()
+			if !strings.Contains(line, "level=DEBUG") || !strings.Contains(line, "client authentication refused") || !strings.Contains(line, c.reason) {
+				t.Fatalf("log %q, want a debug line with %q", line, c.reason)
+			}
+			if strings.Contains(line, testSecret) || strings.Contains(line, base64.StdEncoding.EncodeToString([]byte("web:"+testSecret))) {
+				t.Fatalf("log holds a credential: %q", line)
+			}
+		})
+	}
 }
 
 func sha256Hex(s string) string {

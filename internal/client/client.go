@@ -97,6 +97,9 @@ func FromConfig(c config.Client, secrets Secrets, existing *storage.Client, clk 
 		JWKSURI:                            c.JWKSURI,
 		TokenEndpointAuthSigningAlg:        c.TokenEndpointAuthSigningAlg,
 		RequirePushedAuthorizationRequests: par,
+		Profile:                            c.Profile,
+		StrictTokenEndpointAuthMethod:      c.StrictTokenEndpointAuthMethod,
+		Audience:                           c.Audience,
 		CreatedAt:                          now,
 		UpdatedAt:                          now,
 	}

@@ -37,6 +37,8 @@ type Config struct {
 	PAR       PAR       `yaml:"par"`
 	DPoP      DPoP      `yaml:"dpop"`
 	Debug     Debug     `yaml:"debug"`
+	// ClientAssertion bounds private_key_jwt client assertions (RFC 7523).
+	ClientAssertion ClientAssertion `yaml:"client_assertion"`
 
 	Clients []Client `yaml:"clients"`
 	Users   []User   `yaml:"users"`
@@ -149,6 +151,18 @@ type DPoP struct {
 	RequireNonce bool `yaml:"require_nonce"`
 }
 
+// ClientAssertion configures private_key_jwt client authentication.
+type ClientAssertion struct {
+	// MaxLifetime bounds exp - iat of an assertion (exp - now without iat).
+	// Its jti is remembered until exp, so a longer lifetime keeps more
+	// replay entries; one hour is what common client libraries sign for.
+	MaxLifetime Duration `yaml:"max_lifetime"`
+}
+
+// MaxClientAssertionLifetime is the longest client_assertion.max_lifetime
+// accepted: an assertion is a credential for one request, not a session.
+const MaxClientAssertionLifetime = 24 * time.Hour
+
 // Client is an OAuth client declared in the config; names follow RFC 7591.
 type Client struct {
 	ClientID string `yaml:"client_id"`
@@ -192,6 +206,14 @@ type Client struct {
 	// dpop_bound_access_tokens, and the config is refused unless the rest of
 	// the client conforms (see validator.profile).
 	Profile string `yaml:"profile"`
+	// StrictTokenEndpointAuthMethod holds a client_secret_basic or
+	// client_secret_post client to exactly that method; without it either
+	// way of sending the one secret is accepted.
+	StrictTokenEndpointAuthMethod bool `yaml:"strict_token_endpoint_auth_method"`
+	// Audience is the "aud" of this client's access tokens: the APIs that
+	// accept them (RFC 9068 §3), as absolute URIs or plain names. Empty:
+	// tokens.audience, else the issuer.
+	Audience []string `yaml:"audience"`
 }
 
 // ProfileFAPI2 is the FAPI 2.0 Security Profile, with DPoP as its
@@ -268,7 +290,8 @@ func Default() Config {
 			MemoryLimitMiB: 256,
 			QueueTimeout:   Duration(5 * time.Second),
 		},
-		DPoP: DPoP{Algorithms: []string{"ES256", "EdDSA", "RS256", "PS256"}},
+		DPoP:            DPoP{Algorithms: []string{"ES256", "EdDSA", "RS256", "PS256"}},
+		ClientAssertion: ClientAssertion{MaxLifetime: Duration(time.Hour)},
 		Throttle: Throttle{
 			AccountFailures: 5,
 			AddressFailures: 50,

@@ -83,6 +83,10 @@ func (c *Config) Validate() []string {
 			v.add(fmt.Sprintf("tokens.audience[%d]", i), "want an absolute URI, got %q", a)
 		}
 	}
+	v.positive("client_assertion.max_lifetime", c.ClientAssertion.MaxLifetime)
+	if c.ClientAssertion.MaxLifetime.D() > MaxClientAssertionLifetime {
+		v.add("client_assertion.max_lifetime", "at most %s: an assertion authenticates one request", MaxClientAssertionLifetime)
+	}
 	if len(c.Signing.Algorithms) == 0 {
 		v.add("signing.algorithms", "list at least one of %s", strings.Join(oauth.SigningAlgorithms, ", "))
 	}
@@ -308,6 +312,16 @@ func (v *validator) client(c *Config, i int, seen map[string]int) {
 	if alg := cl.IDTokenSignedResponseAlg; alg != "" && !oauth.Contains(c.Signing.Algorithms, alg) {
 		v.add(at("id_token_signed_response_alg"), "%q is not in signing.algorithms", alg)
 	}
+	if cl.StrictTokenEndpointAuthMethod && method != oauth.AuthClientSecretBasic && method != oauth.AuthClientSecretPost {
+		v.add(at("strict_token_endpoint_auth_method"), "only for client_secret_basic and client_secret_post (%s accepts nothing else anyway)", method)
+	}
+	for j, a := range cl.Audience {
+		if err := checkAudience(a); err != nil {
+			v.add(fmt.Sprintf("clients[%d].audience[%d]", i, j), "%v", err)
+		} else if oauth.Contains(cl.Audience[:j], a) {
+			v.add(fmt.Sprintf("clients[%d].audience[%d]", i, j), "%q listed twice", a)
+		}
+	}
 	v.profile(c, i, method, grants)
 }
 
@@ -393,6 +407,31 @@ func (v *validator) privateKeyJWT(c *Config, cl *Client, at func(string) string)
 	if alg := cl.TokenEndpointAuthSigningAlg; alg != "" && !oauth.Contains(oauth.ClientAssertionAlgorithms, alg) {
 		v.add(at("token_endpoint_auth_signing_alg"), "want one of %s, got %q", strings.Join(oauth.ClientAssertionAlgorithms, ", "), alg)
 	}
+}
+
+// MaxAudienceLength bounds one audience value: it is copied into every
+// access token of the client.
+const MaxAudienceLength = 256
+
+// checkAudience accepts an audience of access tokens: an absolute URI (the
+// API's resource indicator, RFC 8707 §2) or a plain name such as
+// "orders-api" (RFC 7519 §4.1.3: a StringOrURI). Never the empty string,
+// white space or control characters.
+func checkAudience(a string) error {
+	switch {
+	case a == "":
+		return fmt.Errorf("must not be empty")
+	case len(a) > MaxAudienceLength:
+		return fmt.Errorf("longer than %d bytes", MaxAudienceLength)
+	case strings.ContainsFunc(a, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }):
+		return fmt.Errorf("must not hold white space or control characters, got %q", a)
+	case strings.Contains(a, ":"):
+		// RFC 7519 §2: a StringOrURI with a colon must be a URI.
+		if u, err := url.Parse(a); err != nil || u.Scheme == "" || u.Fragment != "" || strings.Contains(a, "#") {
+			return fmt.Errorf("want an absolute URI without fragment or a plain name, got %q", a)
+		}
+	}
+	return nil
 }
 
 func isOrigin(o string) bool {

@@ -8,18 +8,25 @@ import (
 )
 
 // APIHandler builds the demo API: it accepts the provider's access tokens
-// from the app's origin. client talks to the provider (nil: a default client).
+// meant for it (APIAudience) from the app's origin. client talks to the
+// provider (nil: a default client).
 func (s Setup) APIHandler(client *http.Client) (http.Handler, error) {
-	aud := s.Audience
-	if aud == "" {
-		aud = s.Issuer
-	}
 	return demoapi.New(demoapi.Config{
 		Issuer:                s.Issuer,
-		Audience:              aud,
+		Audience:              s.APIAudience(),
 		AllowedOrigins:        []string{strings.TrimSuffix(s.SPA, "/")},
 		IntrospectionClientID: ClientAPI,
 		IntrospectionSecret:   s.APISecret,
 		HTTPClient:            client,
 	})
+}
+
+// APIAudience is the demo API's identifier: the audience of the tokens of
+// the demo's clients that call it, and what the API requires. Audience, or
+// else the API's origin (a resource indicator, RFC 8707 §2).
+func (s Setup) APIAudience() string {
+	if s.Audience != "" {
+		return s.Audience
+	}
+	return strings.TrimSuffix(s.API, "/")
 }

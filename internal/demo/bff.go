@@ -38,6 +38,8 @@ func (s Setup) bffClient() config.Client {
 		SkipConsent:             true,
 		// The BFF sends PKCE S256 too, as OAuth 2.1 asks of every client.
 		RequirePKCE: true,
+		// It calls the demo API with the person's token.
+		Audience: []string{s.APIAudience()},
 	}
 }
 

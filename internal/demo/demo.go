@@ -46,8 +46,9 @@ type Setup struct {
 	API string
 	// APISecret is the demo API's client secret (at least 32 characters).
 	APISecret string
-	// Audience is the "aud" the API requires (default: Issuer, Castellan's
-	// default audience of access tokens).
+	// Audience is the demo API's identifier: the "aud" it requires and the
+	// audience of the app's clients (default: the API's origin; see
+	// APIAudience).
 	Audience string
 
 	// APIPoll is how often the app calls the API (default 5s).
@@ -98,6 +99,9 @@ func (s Setup) Clients() []config.Client {
 			Scope:                   iframeScope,
 			SkipConsent:             true,
 			RequirePKCE:             true,
+			// The app's tokens are for the demo API (and, being OpenID
+			// Connect ones, for Castellan's userinfo and session endpoints).
+			Audience: []string{s.APIAudience()},
 		}
 	}
 	implicit := public(ClientImplicit, "Demo SPA (legacy implicit)")

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +143,56 @@ func TestServe(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not stop")
+	}
+}
+
+// TestAppTokensAreForTheDemoAPI signs in with the app's client: its access
+// token names the demo API, which takes it, and Castellan's userinfo takes
+// it too (it was issued with openid). A token of a client without the
+// API's audience (the API's own client credentials, which name the issuer)
+// is refused by the API.
+func TestAppTokensAreForTheDemoAPI(t *testing.T) {
+	s := setup()
+	cfg := servertest.Config()
+	cfg.Clients = s.Clients()
+	env := servertest.New(t, servertest.Options{Config: cfg})
+	s.Issuer = env.URL
+	h, err := s.APIHandler(env.HTTP.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(h)
+	t.Cleanup(api.Close)
+	call := func(token string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, api.URL+"/api/profile", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+
+	app := env.CodeFlow(t, env.Agent("alice"), servertest.Authz{Client: servertest.ClientAuth{ID: demo.ClientIframe, Method: oauth.AuthNone},
+		RedirectURI: s.SPA + "/callback.html", Scope: "openid profile"})
+	if aud := servertest.Claims(app.AccessToken)["aud"]; aud != s.APIAudience() || aud != s.API {
+		t.Errorf("app token aud %v, want the demo API %s", aud, s.API)
+	}
+	if resp := call(app.AccessToken); resp.StatusCode != http.StatusOK {
+		t.Errorf("demo API with the app's token: %d %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	if r := env.Userinfo(t, http.MethodGet, app.AccessToken); r.Status != http.StatusOK {
+		t.Errorf("userinfo with the app's token: %d %s", r.Status, r.Body)
+	}
+
+	machine := env.Post(t, "/token", url.Values{"grant_type": {"client_credentials"}},
+		servertest.ClientAuth{ID: demo.ClientAPI, Secret: s.APISecret, Method: oauth.AuthClientSecretBasic})
+	if machine.Status != http.StatusOK {
+		t.Fatalf("client credentials: %d %s", machine.Status, machine.Body)
+	}
+	resp := call(machine.Str("access_token"))
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "not meant for this API") {
+		t.Errorf("demo API with a token for the issuer: %d %q, want 401 not meant for this API", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 }

@@ -46,8 +46,12 @@ const OrdersScope = "api:read"
 type Config struct {
 	// Issuer is the provider's issuer URL. Required.
 	Issuer string
-	// Audience is the "aud" access tokens must name (default: Issuer, which is
-	// what Castellan puts there unless tokens.audience is configured).
+	// Audience is the "aud" access tokens must name: the demo API's
+	// identifier, which the clients that call it are registered with
+	// (demo.Setup does both). Empty: the issuer, so that the tokens of every
+	// client without an audience of its own are accepted
+	// (resource.Config.AllowIssuerAudience), which only tests that use the
+	// provider's default tokens want.
 	Audience string
 	// AllowedOrigins are the browser origins (e.g. "http://127.0.0.1:9100")
 	// that may call the API.
@@ -71,7 +75,8 @@ type Config struct {
 
 // New returns the demo API's handler.
 func New(cfg Config) (http.Handler, error) {
-	if cfg.Audience == "" {
+	anyClient := cfg.Audience == ""
+	if anyClient {
 		cfg.Audience = cfg.Issuer
 	}
 	if cfg.Now == nil {
@@ -83,7 +88,7 @@ func New(cfg Config) (http.Handler, error) {
 			problems = append(problems, fmt.Sprintf("allowed origin %q: want scheme://host[:port]", o))
 		}
 	}
-	rcfg := resource.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, HTTPClient: cfg.HTTPClient, Now: cfg.Now,
+	rcfg := resource.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, AllowIssuerAudience: anyClient, HTTPClient: cfg.HTTPClient, Now: cfg.Now,
 		// One process: the in-memory replay cache of the resource package will do.
 		DPoP: &resource.DPoP{BaseURL: cfg.BaseURL}}
 	if cfg.IntrospectionClientID != "" || cfg.IntrospectionSecret != "" {

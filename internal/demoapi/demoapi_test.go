@@ -21,13 +21,21 @@ type fixture struct {
 	api *httptest.Server
 }
 
+// apiAudience is the demo API's identifier in these tests: the servertest
+// clients are registered with it.
+const apiAudience = "http://127.0.0.1:9101"
+
 // newFixture starts a provider and the demo API in front of it, checking
 // revocation as the svc client.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	env := servertest.New(t, servertest.Options{Config: servertest.WithClients(servertest.Config())})
+	cfg := servertest.WithClients(servertest.Config())
+	for i := range cfg.Clients {
+		cfg.Clients[i].Audience = []string{apiAudience}
+	}
+	env := servertest.New(t, servertest.Options{Config: cfg})
 	h, err := demoapi.New(demoapi.Config{
-		Issuer: env.URL, AllowedOrigins: []string{spaOrigin},
+		Issuer: env.URL, Audience: apiAudience, AllowedOrigins: []string{spaOrigin},
 		IntrospectionClientID: "svc", IntrospectionSecret: servertest.SvcSecret,
 		IntrospectionAuthMethod: resource.AuthClientSecretPost,
 		HTTPClient:              env.HTTP.Client(), Now: env.Clock.Now,
@@ -140,7 +148,7 @@ func TestOrders(t *testing.T) {
 					t.Errorf("WWW-Authenticate: got %s, want it to end with %s", got, want)
 				}
 			case 401:
-				if got, want := r.header.Get("WWW-Authenticate"), `Bearer realm="`+f.env.URL+`"`; got != want {
+				if got, want := r.header.Get("WWW-Authenticate"), `Bearer realm="`+apiAudience+`"`; got != want {
 					t.Errorf("WWW-Authenticate: got %s, want %s", got, want)
 				}
 			}

@@ -21,12 +21,19 @@ type AccessParams struct {
 	Expiry   time.Time
 	// JKT binds the token to a DPoP key thumbprint.
 	JKT string
+	// Audience is the client's registered audience (storage.Client.Audience):
+	// the APIs the token is for. Empty: the minter's default (see New).
+	Audience []string
 }
 
 // NewAccess signs an access token and returns it with its claims.
 func (m *Minter) NewAccess(p AccessParams) (string, AccessClaims, error) {
+	aud := Audience(p.Audience)
+	if len(aud) == 0 {
+		aud = m.audience
+	}
 	c := AccessClaims{
-		Issuer: m.issuer, Subject: p.Subject, Audience: m.audience, ClientID: p.ClientID,
+		Issuer: m.issuer, Subject: p.Subject, Audience: aud, ClientID: p.ClientID,
 		Scope: strings.Join(p.Scopes, " "), IssuedAt: p.IssuedAt.Unix(), NotBefore: p.IssuedAt.Unix(),
 		Expiry: p.Expiry.Unix(), JTI: opaque.ID(), SID: p.SID, AMR: p.AMR, Grant: p.GrantID,
 	}

@@ -144,8 +144,17 @@ type Minter struct {
 // the keyset's verification cache.
 const accessClaimsMemoSize = 4096
 
-// New returns a minter over keys for issuer. audience is the default resource
-// indicator of access tokens (RFC 9068 §3).
+// New returns a minter over keys for issuer. audience is the "aud" of the
+// access tokens of clients without an audience of their own (RFC 9068 §3):
+// tokens.audience, or the issuer, which names Castellan itself.
+//
+// The audience says what a token is for. A client's own audience names its
+// APIs; the issuer as audience means "for Castellan". Castellan's own
+// endpoints that serve the person (userinfo, the session endpoints) take a
+// token whose audience holds the issuer or that was issued with openid: an
+// OpenID Connect client's access token must work at userinfo whatever APIs
+// it names (OIDC Core §5.3), and userinfo asks for openid in any case.
+// Introspection and revocation answer for every token Castellan issued.
 func New(keys *signing.Keyset, issuer string, audience []string) *Minter {
 	return &Minter{keys: keys, issuer: issuer, audience: audience,
 		accessClaims: recent.New[[sha256.Size]byte, AccessClaims](accessClaimsMemoSize)}
@@ -154,7 +163,7 @@ func New(keys *signing.Keyset, issuer string, audience []string) *Minter {
 // Issuer is the "iss" of every token.
 func (m *Minter) Issuer() string { return m.issuer }
 
-// Audience is the "aud" of access tokens.
+// Audience is the "aud" of the access tokens of clients without their own.
 func (m *Minter) Audience() []string { return m.audience }
 
 // AccessAlgorithm is the algorithm access tokens are signed with.

@@ -291,3 +291,41 @@ func TestParseAccessCopiesRememberedClaims(t *testing.T) {
 		got.Audience[0], got.AMR[0], got.Confirmation.JKT = "changed", "changed", "changed"
 	}
 }
+
+// TestAccessTokenAudienceOfItsClient: an access token names the client's
+// own audience when it has one, else the minter's default (tokens.audience,
+// or the issuer), and writes one audience as a string (RFC 9068 §3).
+func TestAccessTokenAudienceOfItsClient(t *testing.T) {
+	ks, clk := keyset(t)
+	now := clk.Now()
+	cases := []struct {
+		name     string
+		fallback []string
+		client   []string
+		want     string // aud as JSON
+	}{
+		{"client-audience", []string{"https://id.example"}, []string{"https://orders.example/"}, `"https://orders.example/"`},
+		{"client-audiences", []string{"https://id.example"}, []string{"https://orders.example/", "billing"}, `["https://orders.example/","billing"]`},
+		{"tokens-audience", []string{"https://default-api.example"}, nil, `"https://default-api.example"`},
+		{"issuer", []string{"https://id.example"}, nil, `"https://id.example"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := mint.New(ks, "https://id.example", c.fallback)
+			tok, _, err := m.NewAccess(mint.AccessParams{ClientID: "spa", Subject: "u1", IssuedAt: now, Expiry: now.Add(time.Hour), Audience: c.client})
+			if err != nil {
+				t.Fatal(err)
+			}
+			payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+			var raw map[string]json.RawMessage
+			json.Unmarshal(payload, &raw)
+			if got := string(raw["aud"]); got != c.want {
+				t.Fatalf("aud %s, want %s", got, c.want)
+			}
+			parsed, err := m.ParseAccess(tok, now)
+			if err != nil || len(parsed.Audience) == 0 {
+				t.Fatalf("ParseAccess: %v %v", parsed.Audience, err)
+			}
+		})
+	}
+}

@@ -9,6 +9,16 @@ import (
 // Scopes lists the scopes with a meaning to Castellan itself.
 var Scopes = []string{oauth.ScopeOpenID, oauth.ScopeProfile, oauth.ScopeEmail, oauth.ScopeOfflineAccess}
 
+// userScopes are the scopes that ask for something of a person: an ID token
+// and claims (OIDC Core §3.1.2.1, §5.4) or a refresh token for when the
+// person is away (§11).
+var userScopes = []string{oauth.ScopeOpenID, oauth.ScopeProfile, oauth.ScopeEmail, "address", "phone", oauth.ScopeOfflineAccess}
+
+// NeedsUser reports whether scope only has a meaning with a signed-in
+// person, so that a client acting for itself (client credentials) can
+// never be granted it.
+func NeedsUser(scope string) bool { return oauth.Contains(userScopes, scope) }
+
 // Claims lists the claims Castellan can release.
 var Claims = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
 	"name", "given_name", "family_name", "preferred_username", "updated_at", "email", "email_verified"}

@@ -3,7 +3,10 @@
 package oidc
 
 // Metadata is the discovery document (OpenID Connect Discovery 1.0 §3, RFC 8414 §2).
-// It lists only what Castellan actually implements.
+// It lists only what Castellan actually implements. The same document is
+// served as OpenID Provider metadata and as OAuth authorization server
+// metadata (RFC 8414 §3): every member is defined for both, and a client
+// must find the same answers whichever it reads.
 type Metadata struct {
 	Issuer                                     string   `json:"issuer"`
 	AuthorizationEndpoint                      string   `json:"authorization_endpoint,omitempty"`
@@ -24,19 +27,23 @@ type Metadata struct {
 	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
 	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported,omitempty"`
-	ClaimsSupported                            []string `json:"claims_supported,omitempty"`
-	ClaimsParameterSupported                   bool     `json:"claims_parameter_supported"`
-	RequestParameterSupported                  bool     `json:"request_parameter_supported"`
-	RequestURIParameterSupported               bool     `json:"request_uri_parameter_supported"`
-	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported,omitempty"`
-	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
-	PromptValuesSupported                      []string `json:"prompt_values_supported,omitempty"`
-	FrontchannelLogoutSupported                bool     `json:"frontchannel_logout_supported,omitempty"`
-	FrontchannelLogoutSessionSupported         bool     `json:"frontchannel_logout_session_supported,omitempty"`
-	BackchannelLogoutSupported                 bool     `json:"backchannel_logout_supported,omitempty"`
-	BackchannelLogoutSessionSupported          bool     `json:"backchannel_logout_session_supported,omitempty"`
-	DPoPSigningAlgValuesSupported              []string `json:"dpop_signing_alg_values_supported,omitempty"`
-	RequirePushedAuthorizationRequests         bool     `json:"require_pushed_authorization_requests,omitempty"`
+	// RFC 8414 §2: REQUIRED when the matching auth methods list
+	// private_key_jwt (as token_endpoint_auth_signing_alg_values_supported).
+	RevocationEndpointAuthSigningAlgValuesSupported    []string `json:"revocation_endpoint_auth_signing_alg_values_supported,omitempty"`
+	IntrospectionEndpointAuthSigningAlgValuesSupported []string `json:"introspection_endpoint_auth_signing_alg_values_supported,omitempty"`
+	ClaimsSupported                                    []string `json:"claims_supported,omitempty"`
+	ClaimsParameterSupported                           bool     `json:"claims_parameter_supported"`
+	RequestParameterSupported                          bool     `json:"request_parameter_supported"`
+	RequestURIParameterSupported                       bool     `json:"request_uri_parameter_supported"`
+	CodeChallengeMethodsSupported                      []string `json:"code_challenge_methods_supported,omitempty"`
+	AuthorizationResponseIssParameterSupported         bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
+	PromptValuesSupported                              []string `json:"prompt_values_supported,omitempty"`
+	FrontchannelLogoutSupported                        bool     `json:"frontchannel_logout_supported,omitempty"`
+	FrontchannelLogoutSessionSupported                 bool     `json:"frontchannel_logout_session_supported,omitempty"`
+	BackchannelLogoutSupported                         bool     `json:"backchannel_logout_supported,omitempty"`
+	BackchannelLogoutSessionSupported                  bool     `json:"backchannel_logout_session_supported,omitempty"`
+	DPoPSigningAlgValuesSupported                      []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	RequirePushedAuthorizationRequests                 bool     `json:"require_pushed_authorization_requests,omitempty"`
 	// SessionEndedEndpoint is Castellan's own push of session ends to SPAs (not a standard).
 	SessionEndedEndpoint string `json:"castellan_session_ended_endpoint,omitempty"`
 	// ActivityEndpoint is Castellan's own presence signal from SPAs (not a standard).

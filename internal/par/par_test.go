@@ -431,18 +431,28 @@ func TestPrivateKeyJWTCodeFlow(t *testing.T) {
 		t.Fatalf("introspect after revocation: %s", in.Body)
 	}
 
-	t.Run("token-endpoint-audience", func(t *testing.T) {
-		// Only the issuer is an audience (FAPI 2.0 Security Profile §5.3.2.1,
-		// draft-ietf-oauth-rfc7523bis), at every endpoint.
-		k := servertest.ClientAuth{ID: "keyed", Method: oauth.AuthPrivateKeyJWT, Assertion: func() string {
-			return f.keyedKey.Sign(t, servertest.AssertionClaims("keyed", f.env.URL+"/token", f.env.Clock.Now()))
-		}}
-		a := servertest.Authz{Client: k, RedirectURI: parRedirect, Scope: "openid", Verifier: opaque.New()}
-		if r := f.env.Post(t, "/par", f.form(a), k); r.Status != http.StatusUnauthorized || r.Code() != oauth.ErrInvalidClient {
-			t.Fatalf("push with aud = token endpoint: %d %s, want 401 invalid_client", r.Status, r.Body)
+	t.Run("endpoint-audiences", func(t *testing.T) {
+		// RFC 9126 §2: the PAR endpoint accepts the token endpoint's and its
+		// own URL as audience (a profile fapi2 client only the issuer:
+		// TestFAPI2SecurityProfile); another server's never.
+		keyed := func(aud string) servertest.ClientAuth {
+			return servertest.ClientAuth{ID: "keyed", Method: oauth.AuthPrivateKeyJWT, Assertion: func() string {
+				return f.keyedKey.Sign(t, servertest.AssertionClaims("keyed", aud, f.env.Clock.Now()))
+			}}
 		}
-		if r := f.env.Refresh(t, k, rt, ""); r.Status != http.StatusUnauthorized || r.Code() != oauth.ErrInvalidClient {
-			t.Fatalf("refresh with aud = token endpoint: %d %s, want 401 invalid_client", r.Status, r.Body)
+		for _, aud := range []string{f.env.URL + "/token", f.env.URL + "/par"} {
+			a := servertest.Authz{Client: keyed(aud), RedirectURI: parRedirect, Scope: "openid", Verifier: opaque.New()}
+			if r := f.env.Post(t, "/par", f.form(a), a.Client); r.Status != http.StatusCreated {
+				t.Fatalf("push with aud %s: %d %s, want 201", aud, r.Status, r.Body)
+			}
+		}
+		other := keyed("https://other.example/par")
+		a := servertest.Authz{Client: other, RedirectURI: parRedirect, Scope: "openid", Verifier: opaque.New()}
+		if r := f.env.Post(t, "/par", f.form(a), other); r.Status != http.StatusUnauthorized || r.Code() != oauth.ErrInvalidClient {
+			t.Fatalf("push with another server's aud: %d %s, want 401 invalid_client", r.Status, r.Body)
+		}
+		if r := f.env.Refresh(t, keyed(f.env.URL+"/par"), rt, ""); r.Status != http.StatusUnauthorized || r.Code() != oauth.ErrInvalidClient {
+			t.Fatalf("refresh with aud = PAR endpoint: %d %s, want 401 invalid_client", r.Status, r.Body)
 		}
 	})
 	t.Run("without-assertion", func(t *testing.T) {

@@ -28,7 +28,10 @@ const fapiRedirect = "https://fapi.example/cb"
 // would be: private_key_jwt clients that must push their requests (PAR),
 // use PKCE and pin their assertion algorithm; "fapi-dpop" must also use DPoP.
 // "fapi-dpop" is declared with profile: fapi2 alone, so every module it runs
-// also checks that the profile turns PAR, PKCE and DPoP on.
+// also checks that the profile turns PAR, PKCE and DPoP on; the modules on
+// the audience of client assertions run with it, since only a profile fapi2
+// client is held to the issuer as the one audience (the others may also name
+// the token or the called endpoint's URL: TestAssertionAudienceOfThirdPartyClients).
 type fapi struct {
 	env              *servertest.Env
 	key, key2        servertest.ClientKey
@@ -411,15 +414,15 @@ func TestFAPI2SecurityProfile(t *testing.T) {
 			wantError(t, "no sub", f.env.Post(t, "/token", form, a.Client), http.StatusUnauthorized, oauth.ErrInvalidClient)
 		}},
 		{"fapi2-security-profile-final-ensure-client-assertion-with-wrong-aud-fails", func(t *testing.T) {
-			a := f.authz(f.client)
-			code := f.code(t, a)
+			k := f.dpopKey(0)
+			a := f.authz(f.dpopClientKeyed)
+			code := f.dpopCode(t, k, a)
 			for _, aud := range []any{"https://other-server.example", f.env.URL + "/token", []string{f.env.URL}} {
-				a.Client = f.assertion(t, "fapi", f.key, func(c map[string]any) { c["aud"] = aud })
-				wantError(t, "aud "+jsonString(aud), f.env.Redeem(t, code, a), http.StatusUnauthorized, oauth.ErrInvalidClient)
+				bad := f.assertion(t, "fapi-dpop", f.key, func(c map[string]any) { c["aud"] = aud })
+				wantError(t, "aud "+jsonString(aud), f.dpopPost(t, k, "/token", servertest.RedeemForm(code, a), bad), http.StatusUnauthorized, oauth.ErrInvalidClient)
 			}
 			// The refusals did not use the code up.
-			a.Client = f.client
-			if r := f.env.Redeem(t, code, a); r.Status != http.StatusOK {
+			if r := f.dpopPost(t, k, "/token", servertest.RedeemForm(code, a), a.Client); r.Status != http.StatusOK {
 				t.Fatalf("redeem after the refusals: %d %s", r.Status, r.Body)
 			}
 		}},
@@ -590,17 +593,17 @@ func TestFAPI2SecurityProfile(t *testing.T) {
 			wantPage(t, f.visit(t, "fapi", uri), oauth.ErrInvalidRequestURI)
 		}},
 		{"fapi2-security-profile-final-par-test-array-as-audience-fails", func(t *testing.T) {
-			c := f.assertion(t, "fapi", f.key, func(c map[string]any) { c["aud"] = []string{f.env.URL, f.env.URL + "/par"} })
+			c := f.assertion(t, "fapi-dpop", f.key, func(c map[string]any) { c["aud"] = []string{f.env.URL, f.env.URL + "/par"} })
 			wantError(t, "aud array", f.push(t, servertest.Authz{Client: c, RedirectURI: fapiRedirect, Verifier: opaque.New()}), http.StatusUnauthorized, oauth.ErrInvalidClient)
-			c = f.assertion(t, "fapi", f.key, func(c map[string]any) { c["aud"] = []string{f.env.URL} })
+			c = f.assertion(t, "fapi-dpop", f.key, func(c map[string]any) { c["aud"] = []string{f.env.URL} })
 			wantError(t, "aud array of the issuer", f.push(t, servertest.Authz{Client: c, RedirectURI: fapiRedirect, Verifier: opaque.New()}), http.StatusUnauthorized, oauth.ErrInvalidClient)
 		}},
 		{"fapi2-security-profile-final-par-test-par-endpoint-url-as-audience-fails", func(t *testing.T) {
-			c := f.assertion(t, "fapi", f.key, func(c map[string]any) { c["aud"] = f.env.URL + "/par" })
+			c := f.assertion(t, "fapi-dpop", f.key, func(c map[string]any) { c["aud"] = f.env.URL + "/par" })
 			wantError(t, "aud PAR endpoint", f.push(t, servertest.Authz{Client: c, RedirectURI: fapiRedirect, Verifier: opaque.New()}), http.StatusUnauthorized, oauth.ErrInvalidClient)
 		}},
 		{"fapi2-security-profile-final-par-test-token-endpoint-url-as-audience-fails", func(t *testing.T) {
-			c := f.assertion(t, "fapi", f.key, func(c map[string]any) { c["aud"] = f.env.URL + "/token" })
+			c := f.assertion(t, "fapi-dpop", f.key, func(c map[string]any) { c["aud"] = f.env.URL + "/token" })
 			wantError(t, "aud token endpoint", f.push(t, servertest.Authz{Client: c, RedirectURI: fapiRedirect, Verifier: opaque.New()}), http.StatusUnauthorized, oauth.ErrInvalidClient)
 		}},
 		{"fapi2-security-profile-final-par-ensure-jwt-client-assertions-nbf-8-seconds-in-the-future-is-accepted", func(t *testing.T) {

@@ -21,17 +21,20 @@ import (
 
 // Paths of the provider's endpoints, relative to the issuer.
 const (
-	pathDiscovery  = "/.well-known/openid-configuration"
-	pathJWKS       = "/jwks"
-	pathAuthorize  = "/authorize"
-	pathToken      = "/token"
-	pathUserinfo   = "/userinfo"
-	pathRevoke     = "/revoke"
-	pathIntrospect = "/introspect"
-	pathEndSession = "/end_session"
-	pathActivity   = "/session/activity"
-	pathEvents     = "/session/events"
-	pathPAR        = "/par"
+	pathDiscovery = "/.well-known/openid-configuration"
+	// pathOAuthMetadata is RFC 8414 §3's well-known URI: OAuth-only clients
+	// (and MCP clients) look there first.
+	pathOAuthMetadata = "/.well-known/oauth-authorization-server"
+	pathJWKS          = "/jwks"
+	pathAuthorize     = "/authorize"
+	pathToken         = "/token"
+	pathUserinfo      = "/userinfo"
+	pathRevoke        = "/revoke"
+	pathIntrospect    = "/introspect"
+	pathEndSession    = "/end_session"
+	pathActivity      = "/session/activity"
+	pathEvents        = "/session/events"
+	pathPAR           = "/par"
 )
 
 // maxBody bounds every request body: no form or JSON we accept comes near it.
@@ -42,6 +45,7 @@ func (s *Server) routes(lh *login.Handler, az *authorize.Handler, te *token.Endp
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET "+pathDiscovery, s.discovery)
+	mux.HandleFunc("GET "+pathOAuthMetadata, s.discovery)
 	mux.HandleFunc("GET "+pathJWKS, s.jwks)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", web.Static()))
 	lh.Mount(mux)
@@ -51,13 +55,20 @@ func (s *Server) routes(lh *login.Handler, az *authorize.Handler, te *token.Endp
 	ui.Mount(mux, pathUserinfo)
 	lo.Mount(mux, pathEndSession)
 	s.Presence.Mount(mux, pathActivity, pathEvents)
-	for _, p := range []string{pathDiscovery, pathJWKS} {
+	for _, p := range []string{pathDiscovery, pathOAuthMetadata, pathJWKS} {
 		mux.HandleFunc("OPTIONS "+p, s.CORS.Preflight(http.MethodGet))
 	}
 
 	var h http.Handler = mux
 	if s.base != "" {
-		h = http.StripPrefix(s.base, h)
+		// RFC 8414 §3: for an issuer with a path, the well-known segment goes
+		// between the host and that path; the path-appended form (as OpenID
+		// Connect Discovery does it) is served above as well.
+		top := http.NewServeMux()
+		top.HandleFunc("GET "+pathOAuthMetadata+s.base, s.discovery)
+		top.HandleFunc("OPTIONS "+pathOAuthMetadata+s.base, s.CORS.Preflight(http.MethodGet))
+		top.Handle("/", http.StripPrefix(s.base, mux))
+		h = top
 	}
 	h = web.LimitBody(h, maxBody)
 	h = web.SecureHeaders(h, s.https)
@@ -77,7 +88,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ok\n"))
 }
 
-// metadata is the discovery document: exactly what is mounted.
+// metadata is the discovery document: exactly what is mounted. Every
+// endpoint that lists private_key_jwt lists the algorithms its assertions
+// may use (RFC 8414 §2 makes that REQUIRED).
 func (s *Server) metadata() oidc.Metadata {
 	secretMethods := []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost, oauth.AuthPrivateKeyJWT}
 	responseTypes := []string{oauth.ResponseCode}
@@ -87,40 +100,42 @@ func (s *Server) metadata() oidc.Metadata {
 		grantTypes = append(grantTypes, oauth.GrantImplicit)
 	}
 	return oidc.Metadata{
-		Issuer:                                     s.cfg.Issuer,
-		AuthorizationEndpoint:                      s.URL(pathAuthorize),
-		TokenEndpoint:                              s.URL(pathToken),
-		UserinfoEndpoint:                           s.URL(pathUserinfo),
-		JWKSURI:                                    s.URL(pathJWKS),
-		RevocationEndpoint:                         s.URL(pathRevoke),
-		IntrospectionEndpoint:                      s.URL(pathIntrospect),
-		EndSessionEndpoint:                         s.URL(pathEndSession),
-		PushedAuthorizationRequestEndpoint:         s.URL(pathPAR),
-		RequirePushedAuthorizationRequests:         s.cfg.PAR.Required,
-		ScopesSupported:                            oidc.Scopes,
-		ResponseTypesSupported:                     responseTypes,
-		ResponseModesSupported:                     []string{authorize.ModeQuery, authorize.ModeFragment, authorize.ModeFormPost, authorize.ModeWebMessage},
-		GrantTypesSupported:                        grantTypes,
-		SubjectTypesSupported:                      []string{"public"},
-		IDTokenSigningAlgValuesSupported:           s.cfg.Signing.Algorithms,
-		TokenEndpointAuthMethodsSupported:          append([]string{oauth.AuthNone}, secretMethods...),
-		TokenEndpointAuthSigningAlgValuesSupported: oauth.ClientAssertionAlgorithms,
-		RevocationEndpointAuthMethodsSupported:     append([]string{oauth.AuthNone}, secretMethods...),
-		IntrospectionEndpointAuthMethodsSupported:  secretMethods,
-		ClaimsSupported:                            oidc.Claims,
-		ClaimsParameterSupported:                   false,
-		RequestParameterSupported:                  false,
-		RequestURIParameterSupported:               false,
-		CodeChallengeMethodsSupported:              []string{oauth.PKCES256},
-		DPoPSigningAlgValuesSupported:              s.DPoP.Algorithms(),
-		AuthorizationResponseIssParameterSupported: true,
-		PromptValuesSupported:                      []string{authorize.PromptNone, authorize.PromptLogin, authorize.PromptConsent, authorize.PromptSelectAccount},
-		FrontchannelLogoutSupported:                true,
-		FrontchannelLogoutSessionSupported:         true,
-		BackchannelLogoutSupported:                 true,
-		BackchannelLogoutSessionSupported:          true,
-		SessionEndedEndpoint:                       s.URL(pathEvents),
-		ActivityEndpoint:                           s.URL(pathActivity),
+		Issuer:                                             s.cfg.Issuer,
+		AuthorizationEndpoint:                              s.URL(pathAuthorize),
+		TokenEndpoint:                                      s.URL(pathToken),
+		UserinfoEndpoint:                                   s.URL(pathUserinfo),
+		JWKSURI:                                            s.URL(pathJWKS),
+		RevocationEndpoint:                                 s.URL(pathRevoke),
+		IntrospectionEndpoint:                              s.URL(pathIntrospect),
+		EndSessionEndpoint:                                 s.URL(pathEndSession),
+		PushedAuthorizationRequestEndpoint:                 s.URL(pathPAR),
+		RequirePushedAuthorizationRequests:                 s.cfg.PAR.Required,
+		ScopesSupported:                                    oidc.Scopes,
+		ResponseTypesSupported:                             responseTypes,
+		ResponseModesSupported:                             []string{authorize.ModeQuery, authorize.ModeFragment, authorize.ModeFormPost, authorize.ModeWebMessage},
+		GrantTypesSupported:                                grantTypes,
+		SubjectTypesSupported:                              []string{"public"},
+		IDTokenSigningAlgValuesSupported:                   s.cfg.Signing.Algorithms,
+		TokenEndpointAuthMethodsSupported:                  append([]string{oauth.AuthNone}, secretMethods...),
+		TokenEndpointAuthSigningAlgValuesSupported:         oauth.ClientAssertionAlgorithms,
+		RevocationEndpointAuthMethodsSupported:             append([]string{oauth.AuthNone}, secretMethods...),
+		IntrospectionEndpointAuthMethodsSupported:          secretMethods,
+		RevocationEndpointAuthSigningAlgValuesSupported:    oauth.ClientAssertionAlgorithms,
+		IntrospectionEndpointAuthSigningAlgValuesSupported: oauth.ClientAssertionAlgorithms,
+		ClaimsSupported:                                    oidc.Claims,
+		ClaimsParameterSupported:                           false,
+		RequestParameterSupported:                          false,
+		RequestURIParameterSupported:                       false,
+		CodeChallengeMethodsSupported:                      []string{oauth.PKCES256},
+		DPoPSigningAlgValuesSupported:                      s.DPoP.Algorithms(),
+		AuthorizationResponseIssParameterSupported:         true,
+		PromptValuesSupported:                              []string{authorize.PromptNone, authorize.PromptLogin, authorize.PromptConsent, authorize.PromptSelectAccount},
+		FrontchannelLogoutSupported:                        true,
+		FrontchannelLogoutSessionSupported:                 true,
+		BackchannelLogoutSupported:                         true,
+		BackchannelLogoutSessionSupported:                  true,
+		SessionEndedEndpoint:                               s.URL(pathEvents),
+		ActivityEndpoint:                                   s.URL(pathActivity),
 	}
 }
 

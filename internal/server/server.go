@@ -157,9 +157,9 @@ func New(ctx context.Context, d Deps) (*Server, error) {
 	}
 	pushed := &par.Requests{Store: d.Store, Clock: d.Clock, Hold: pendingTTL}
 	az.Pushed, az.RequirePAR = pushed, cfg.PAR.Required
-	auth := client.NewAuthenticator(s.Clients, s.Secrets)
+	auth := client.NewAuthenticator(s.Clients, s.Secrets, d.Log)
 	auth.Assertions = &client.Assertions{
-		Issuer: cfg.Issuer,
+		Issuer: cfg.Issuer, TokenEndpoint: s.URL(pathToken), MaxLifetime: cfg.ClientAssertion.MaxLifetime.D(),
 		Replay: d.Store, Keys: clientkeys.NewFetcher(d.Clock), Clock: d.Clock,
 	}
 	pe := &par.Endpoint{Auth: auth, Validate: az, Requests: pushed, Clock: d.Clock, Log: d.Log}

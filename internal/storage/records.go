@@ -90,8 +90,16 @@ type Client struct {
 	JWKSURI                            string
 	// TokenEndpointAuthSigningAlg, if set, is the only alg of the client's assertions.
 	TokenEndpointAuthSigningAlg string
-	CreatedAt                   time.Time
-	UpdatedAt                   time.Time
+	// Profile is the security profile the client is held to ("" or "fapi2").
+	Profile string
+	// StrictTokenEndpointAuthMethod refuses a client_secret_basic client's
+	// secret in the form, and a client_secret_post client's in Basic.
+	StrictTokenEndpointAuthMethod bool
+	// Audience is the "aud" of the client's access tokens; empty: the
+	// provider's default.
+	Audience  []string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Public reports whether the client has no credentials of its own.

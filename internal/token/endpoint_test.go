@@ -200,14 +200,21 @@ func TestTokenRequestShape(t *testing.T) {
 		assertionCase("assertion-replayed-jti-first", assertion(`{"alg":"ES256"}`, `{"iss":"svc","sub":"svc","aud":"AUD","jti":"6","exp":9999999999}`)),
 		assertionCase("assertion-replayed-jti-second", assertion(`{"alg":"ES256"}`, `{"iss":"svc","sub":"svc","aud":"AUD","jti":"6","exp":9999999999}`)),
 		assertionCase("assertion-garbage", "not-a-jwt"),
-		{name: "adv33/assertion-type-without-assertion", send: func(t *testing.T, f *fixture) servertest.Reply {
+		// RFC 6749 §2.3: more than one authentication method in a request is
+		// invalid_request, whichever methods they are (as Basic with a secret
+		// in the body below).
+		{name: "adv33/assertion-type-besides-secret", send: func(t *testing.T, f *fixture) servertest.Reply {
 			return f.token(t, form("grant_type", "client_credentials",
 				"client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), servertest.SvcClient)
-		}, status: 401, err: "invalid_client"},
+		}, status: 400, err: "invalid_request"},
 		{name: "adv33/assertion-besides-valid-secret", send: func(t *testing.T, f *fixture) servertest.Reply {
 			return f.token(t, form("grant_type", "client_credentials", "client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
 				"client_assertion", assertion(`{"alg":"ES256"}`, `{"iss":"svc","sub":"svc"}`)), servertest.SvcClient)
-		}, status: 401, err: "invalid_client"},
+		}, status: 400, err: "invalid_request"},
+		{name: "adv33/assertion-besides-basic", send: func(t *testing.T, f *fixture) servertest.Reply {
+			return f.raw(t, "/token", formType, "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion="+
+				assertion(`{"alg":"ES256"}`, `{"iss":"svc","sub":"svc"}`), servertest.BasicHeader("svc", servertest.SvcSecret))
+		}, status: 400, err: "invalid_request"},
 		{name: "basic-and-client-secret-in-body", send: func(t *testing.T, f *fixture) servertest.Reply {
 			return f.raw(t, "/token", formType, "grant_type=client_credentials&client_secret="+url.QueryEscape(SpecialSecret),
 				servertest.BasicHeader(special.ID, special.Secret))
@@ -233,10 +240,15 @@ func TestTokenRequestShape(t *testing.T) {
 		{name: "confidential-client-no-identification", send: func(t *testing.T, f *fixture) servertest.Reply {
 			return f.token(t, form("grant_type", "client_credentials"), servertest.NoClient)
 		}, status: 401, err: "invalid_client"},
-		{name: "confidential-client-other-method", send: func(t *testing.T, f *fixture) servertest.Reply {
-			// web registered client_secret_basic; the right secret in the body is still refused.
+		{name: "confidential-client-other-secret-method", send: func(t *testing.T, f *fixture) servertest.Reply {
+			// web registered client_secret_basic; the right secret in the body
+			// authenticates it too (the code is made up, hence invalid_grant).
 			return f.token(t, form("grant_type", "authorization_code", "code", opaque.New()),
 				servertest.ClientAuth{ID: "web", Secret: servertest.WebSecret, Method: "client_secret_post"})
+		}, status: 400, err: "invalid_grant"},
+		{name: "confidential-client-other-secret-method-wrong-secret", send: func(t *testing.T, f *fixture) servertest.Reply {
+			return f.token(t, form("grant_type", "authorization_code", "code", opaque.New()),
+				servertest.ClientAuth{ID: "web", Secret: servertest.WebSecret + "x", Method: "client_secret_post"})
 		}, status: 401, err: "invalid_client"},
 		{name: "basic-form-encoded-special-characters", send: func(t *testing.T, f *fixture) servertest.Reply {
 			return f.token(t, form("grant_type", "client_credentials"), special)

@@ -48,7 +48,7 @@ func (e *Endpoint) respond(ctx context.Context, c storage.Client, is grant.Issue
 	}
 	at, _, err := e.Mint.NewAccess(mint.AccessParams{
 		ClientID: c.ID, Subject: g.UserID, Scopes: is.Scopes, GrantID: g.ID, SID: g.SID,
-		AuthTime: g.AuthTime, AMR: g.AMR, IssuedAt: now, Expiry: is.AccessExpiry, JKT: jkt,
+		AuthTime: g.AuthTime, AMR: g.AMR, IssuedAt: now, Expiry: is.AccessExpiry, JKT: jkt, Audience: c.Audience,
 	})
 	if err != nil {
 		return nil, err

@@ -34,6 +34,9 @@ type clientMetadata struct {
 	JWKS                              string   `json:"jwks,omitempty"`
 	JWKSURI                           string   `json:"jwks_uri,omitempty"`
 	TokenEndpointAuthSigningAlg       string   `json:"token_endpoint_auth_signing_alg,omitempty"`
+	Profile                           string   `json:"profile,omitempty"`
+	StrictTokenEndpointAuthMethod     bool     `json:"strict_token_endpoint_auth_method,omitempty"`
+	Audience                          []string `json:"audience,omitempty"`
 }
 
 func toMetadata(c storage.Client) clientMetadata {
@@ -47,6 +50,7 @@ func toMetadata(c storage.Client) clientMetadata {
 		OfflineRefresh: c.OfflineRefresh, RenewalCountsAsActivity: c.RenewalCountsAsActivity,
 		RotateRefreshTokens: c.RotateRefreshTokens, RequirePAR: c.RequirePushedAuthorizationRequests,
 		JWKS: c.JWKS, JWKSURI: c.JWKSURI, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
+		Profile: c.Profile, StrictTokenEndpointAuthMethod: c.StrictTokenEndpointAuthMethod, Audience: c.Audience,
 	}
 }
 
@@ -59,7 +63,8 @@ func (m clientMetadata) apply(c *storage.Client) {
 	c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired = m.FrontchannelLogoutURI, m.FrontchannelLogoutSessionRequired
 	c.OfflineRefresh, c.RenewalCountsAsActivity, c.RotateRefreshTokens = m.OfflineRefresh, m.RenewalCountsAsActivity, m.RotateRefreshTokens
 	c.RequirePushedAuthorizationRequests, c.JWKS, c.JWKSURI = m.RequirePAR, m.JWKS, m.JWKSURI
-	c.TokenEndpointAuthSigningAlg = m.TokenEndpointAuthSigningAlg
+	c.TokenEndpointAuthSigningAlg, c.Profile = m.TokenEndpointAuthSigningAlg, m.Profile
+	c.StrictTokenEndpointAuthMethod, c.Audience = m.StrictTokenEndpointAuthMethod, m.Audience
 }
 
 func scanClient(row interface{ Scan(...any) error }) (storage.Client, error) {

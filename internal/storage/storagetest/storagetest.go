@@ -201,6 +201,9 @@ func newClient(id string) storage.Client {
 		JWKS:                               `{"keys":[]}`,
 		JWKSURI:                            "https://" + id + ".example/jwks",
 		TokenEndpointAuthSigningAlg:        "PS256",
+		Profile:                            "fapi2",
+		StrictTokenEndpointAuthMethod:      true,
+		Audience:                           []string{"https://" + id + ".example/api", "orders"},
 		CreatedAt:                          t0,
 		UpdatedAt:                          t0.Add(time.Second),
 	}
