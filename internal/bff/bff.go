@@ -204,7 +204,7 @@ func (g *Gateway) routes() (http.Handler, error) {
 		return nil, err
 	}
 	mux.Handle("/", spa)
-	return secureHeaders(mux), nil
+	return secureHeaders(refuseAmbiguousPaths(mux)), nil
 }
 
 // secureHeaders adds what every answer of the gateway carries.
