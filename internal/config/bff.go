@@ -44,14 +44,14 @@ type BFF struct {
 	KeyFile string `yaml:"key_file"`
 	// StaticDir serves the SPA's files; SPAUpstream proxies to a dev server
 	// instead. At most one of them.
-	StaticDir   string     `yaml:"static_dir"`
-	SPAUpstream string     `yaml:"spa_upstream"`
+	StaticDir   string `yaml:"static_dir"`
+	SPAUpstream string `yaml:"spa_upstream"`
 	// FrameAncestors are who may frame the SPA (CSP frame-ancestors, on the
 	// files of static_dir and the answers of spa_upstream): "'none'" (the
 	// default: nobody, against clickjacking), "'self'", or origins.
-	FrameAncestors []string `yaml:"frame_ancestors"`
-	Routes      []BFFRoute `yaml:"routes"`
-	Session     Session    `yaml:"session"`
+	FrameAncestors []string   `yaml:"frame_ancestors"`
+	Routes         []BFFRoute `yaml:"routes"`
+	Session        Session    `yaml:"session"`
 	// RefreshBefore is how long before the access token expires the gateway
 	// refreshes it.
 	RefreshBefore Duration `yaml:"refresh_before"`
