@@ -44,14 +44,10 @@ type BFF struct {
 	KeyFile string `yaml:"key_file"`
 	// StaticDir serves the SPA's files; SPAUpstream proxies to a dev server
 	// instead. At most one of them.
-	StaticDir   string `yaml:"static_dir"`
-	SPAUpstream string `yaml:"spa_upstream"`
-	// FrameAncestors are who may frame the SPA (CSP frame-ancestors, on the
-	// files of static_dir and the answers of spa_upstream): "'none'" (the
-	// default: nobody, against clickjacking), "'self'", or origins.
-	FrameAncestors []string   `yaml:"frame_ancestors"`
-	Routes         []BFFRoute `yaml:"routes"`
-	Session        Session    `yaml:"session"`
+	StaticDir   string     `yaml:"static_dir"`
+	SPAUpstream string     `yaml:"spa_upstream"`
+	Routes      []BFFRoute `yaml:"routes"`
+	Session     Session    `yaml:"session"`
 	// RefreshBefore is how long before the access token expires the gateway
 	// refreshes it.
 	RefreshBefore Duration `yaml:"refresh_before"`
@@ -60,6 +56,11 @@ type BFF struct {
 	InsecureHTTP bool     `yaml:"insecure_http"`
 	Log          Log      `yaml:"log"`
 	Database     Database `yaml:"database"`
+
+	// FrameAncestors are who may frame the SPA (CSP frame-ancestors, on the
+	// files of static_dir and the answers of spa_upstream): "'none'" (the
+	// default: nobody, against clickjacking), "'self'", or origins.
+	FrameAncestors []string `yaml:"frame_ancestors"`
 }
 
 // BFFRoute sends requests under Path to Upstream with the session's access
