@@ -32,7 +32,24 @@ func cmdServe(ctx context.Context, args, env []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, newLogger(cfg.Log, stderr), nil)
+	return serve(ctx, cfg, newLogger(cfg.Log, stderr), serving{})
+}
+
+// serving adjusts how serve runs; the zero value serves on cfg.Listen with
+// defaultLimits.
+type serving struct {
+	// ready, if not nil, is called with the listener's address once serving.
+	ready func(addr string)
+	// limits, when set, replace defaultLimits (tests use short ones).
+	limits serverLimits
+}
+
+// limitsOr returns l, or def when l is unset.
+func limitsOr(l, def serverLimits) serverLimits {
+	if l == (serverLimits{}) {
+		return def
+	}
+	return l
 }
 
 // configFlag parses the arguments of a command whose only flag is -config
@@ -82,8 +99,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*sqls
 
 // serve runs the provider until ctx ends, then shuts down gracefully: it stops
 // accepting, lets in-flight requests finish (up to 20 s) and closes storage.
-// ready, if not nil, is called with the listener's address once serving.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(addr string)) error {
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opt serving) error {
 	start := time.Now()
 	store, master, err := openStore(ctx, cfg, log)
 	if err != nil {
@@ -99,15 +115,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	hs := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		// No WriteTimeout: the session-ended stream stays open; handlers bound their own work.
-		IdleTimeout:    120 * time.Second,
-		MaxHeaderBytes: 32 << 10,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	hs := newHTTPServer(srv.Handler(), limitsOr(opt.limits, defaultLimits), log)
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	go srv.Run(bg)
@@ -124,8 +132,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("castellan serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(),
 		"storage", strings.SplitN(cfg.Storage, ":", 2)[0], "startup_ms", time.Since(start).Milliseconds())
-	if ready != nil {
-		ready(ln.Addr().String())
+	if opt.ready != nil {
+		opt.ready(ln.Addr().String())
 	}
 	select {
 	case err := <-errc:

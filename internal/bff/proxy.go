@@ -96,6 +96,12 @@ func (p *apiProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// The server's read and write timeouts are for strangers: a signed-in
+	// person's API call may stream its body and answer (uploads,
+	// server-sent events) for as long as it takes.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Time{})
 	if g.needsRefresh(s) {
 		fresh, err := g.refreshSession(ctx, s)
 		switch {

@@ -255,20 +255,23 @@ func (e *Endpoint) events(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		e.fail(w, r, errors.New("streaming unsupported"))
-		return
-	}
 	ended, cancel := e.Broker.subscribe(s.SID)
 	defer cancel()
+	// The server's read and write timeouts would cut the stream off: it
+	// keeps a write deadline of its own instead, pushed ahead at every write,
+	// so a client that stops reading is still dropped.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	write := func(format string, args ...any) {
+		rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		fmt.Fprintf(w, format, args...)
+		rc.Flush()
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // no buffering in nginx-like proxies
-	w.WriteHeader(http.StatusOK)
-	fmt.Fprintf(w, "retry: 5000\nevent: ready\ndata: {\"sid\":%q}\n\n", s.SID)
-	flusher.Flush()
+	write("retry: 5000\nevent: ready\ndata: {\"sid\":%q}\n\n", s.SID)
 
 	poll := time.NewTicker(orDefault(e.Poll, 5*time.Second))
 	defer poll.Stop()
@@ -276,8 +279,7 @@ func (e *Endpoint) events(w http.ResponseWriter, r *http.Request) {
 	defer keep.Stop()
 	send := func(reason string) {
 		b, _ := json.Marshal(Ended{SID: s.SID, Reason: reason})
-		fmt.Fprintf(w, "event: session_ended\ndata: %s\n\n", b)
-		flusher.Flush()
+		write("event: session_ended\ndata: %s\n\n", b)
 	}
 	for {
 		select {
@@ -287,8 +289,7 @@ func (e *Endpoint) events(w http.ResponseWriter, r *http.Request) {
 			send(reason)
 			return
 		case <-keep.C:
-			fmt.Fprint(w, ": keep-alive\n\n")
-			flusher.Flush()
+			write(": keep-alive\n\n")
 		case <-poll.C:
 			// Another node may have ended it, or it may have expired unseen.
 			alive, err := e.Sessions.Alive(r.Context(), s.SID)
@@ -302,6 +303,10 @@ func (e *Endpoint) events(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// streamWriteTimeout is how long one write to a stream may wait for the
+// client to take it; a client that stops reading is dropped.
+const streamWriteTimeout = 30 * time.Second
 
 func orDefault(d, def time.Duration) time.Duration {
 	if d > 0 {

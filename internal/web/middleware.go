@@ -115,9 +115,17 @@ func NoStore(w http.ResponseWriter) {
 	w.Header().Set("Pragma", "no-cache")
 }
 
-// LimitBody caps request bodies: no endpoint of ours takes more than this.
+// LimitBody caps request bodies: no endpoint of ours takes more than max. A
+// body that says in Content-Length that it is larger is refused with 413 at
+// once, before anything reads it; one that turns out larger as it comes
+// (chunked) fails the handler's read, and the connection is closed.
 func LimitBody(next http.Handler, max int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			w.Header().Set("Connection", "close")
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, max)
 		}
