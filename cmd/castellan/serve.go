@@ -116,6 +116,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opt servin
 		return fmt.Errorf("listen: %w", err)
 	}
 	hs := newHTTPServer(srv.Handler(), limitsOr(opt.limits, defaultLimits), log)
+	// Open session-ended streams never go idle: told to close, they let
+	// the shutdown finish instead of holding it to its deadline.
+	hs.RegisterOnShutdown(srv.Presence.Broker.Shutdown)
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	go srv.Run(bg)
