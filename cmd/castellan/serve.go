@@ -16,11 +16,13 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/castellan-auth/castellan/internal/clock"
 	"github.com/castellan-auth/castellan/internal/config"
 	"github.com/castellan-auth/castellan/internal/identity"
 	"github.com/castellan-auth/castellan/internal/seal"
 	"github.com/castellan-auth/castellan/internal/server"
 	"github.com/castellan-auth/castellan/internal/storage/sqlstore"
+	"github.com/castellan-auth/castellan/internal/web"
 )
 
 func cmdServe(ctx context.Context, args, env []string, stderr io.Writer) error {
@@ -75,10 +77,13 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 			format = "text"
 		}
 	}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	// When storage fails for every request, every request logs the same
+	// error: once per interval is enough.
+	return slog.New(web.LimitRepeatedErrors(h, web.RepeatedErrorInterval, clock.System{}))
 }
 
 // openStore opens the configured storage and master key.

@@ -39,10 +39,12 @@ type Config = config.BFF
 type Route = config.BFFRoute
 
 // Store is what the gateway keeps: its sessions, and the replay cache that
-// makes login states and logout tokens single use. *sqlstore.Store is one.
+// makes login states and logout tokens single use; its write probe tells
+// /readyz whether it takes writes. *sqlstore.Store is one.
 type Store interface {
 	storage.BFFSessions
 	storage.ReplayCache
+	storage.WriteProbe
 }
 
 // Deps are what New needs besides the configuration.
@@ -137,7 +139,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Gateway, error) {
 	return g, nil
 }
 
-// Handler serves everything: /healthz, /bff/…, the API routes and the SPA.
+// Handler serves everything: /healthz, /readyz, /bff/…, the API routes and
+// the SPA.
 func (g *Gateway) Handler() http.Handler { return g.handler }
 
 // Run removes expired sessions every minute until ctx ends.
@@ -184,6 +187,7 @@ func (g *Gateway) routes() (http.Handler, error) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
 	})
+	own.Handle("GET /readyz", web.NewReadiness(g.store, g.clock, g.log))
 	own.HandleFunc("GET /bff/login", g.login)
 	own.HandleFunc("GET /bff/callback", g.callback)
 	own.HandleFunc("POST /bff/logout", g.requireCSRF(g.logout))

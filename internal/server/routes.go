@@ -40,6 +40,7 @@ const maxBody = 64 << 10
 func (s *Server) routes(lh *login.Handler, az *authorize.Handler, te *token.Endpoint, ui *userinfo.Endpoint, lo *logout.Handler, pe *par.Endpoint) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /readyz", web.NewReadiness(s.store, s.clock, s.log))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET "+pathDiscovery, s.discovery)
 	mux.HandleFunc("GET "+pathJWKS, s.jwks)
