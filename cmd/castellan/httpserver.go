@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 )
@@ -50,4 +52,21 @@ func newHTTPServer(h http.Handler, limits serverLimits, log *slog.Logger) *http.
 		MaxHeaderBytes:    limits.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// serveMetrics serves GET /metrics alone on a listener of its own
+// (metrics_listen), so that what the metrics tell (request rates by route,
+// sign-in failures, key ages) need not be served to the internet with the
+// provider. It returns a function that stops it.
+func serveMetrics(addr string, metrics http.Handler, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics_listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	hs := newHTTPServer(mux, defaultLimits, log)
+	go hs.Serve(ln)
+	log.Info("serving metrics (metrics_listen)", "addr", ln.Addr().String())
+	return func() { hs.Close() }, nil
 }

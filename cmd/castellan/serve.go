@@ -128,6 +128,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opt servin
 	defer stopBG()
 	go srv.Run(bg)
 
+	if cfg.MetricsListen != "" {
+		stop, err := serveMetrics(cfg.MetricsListen, srv.MetricsHandler(), log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if cfg.Debug.PprofListen != "" {
 		stop, err := servePprof(cfg.Debug.PprofListen, log)
 		if err != nil {

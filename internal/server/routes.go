@@ -41,7 +41,11 @@ func (s *Server) routes(lh *login.Handler, az *authorize.Handler, te *token.Endp
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /readyz", web.NewReadiness(s.store, s.clock, s.log))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
+	if s.cfg.MetricsListen == "" {
+		// Kept on the public listener when no listener of its own is set,
+		// as before metrics_listen existed.
+		mux.Handle("GET /metrics", s.MetricsHandler())
+	}
 	mux.HandleFunc("GET "+pathDiscovery, s.discovery)
 	mux.HandleFunc("GET "+pathJWKS, s.jwks)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", web.Static()))
@@ -63,6 +67,12 @@ func (s *Server) routes(lh *login.Handler, az *authorize.Handler, te *token.Endp
 	h = web.LimitBody(h, maxBody)
 	h = web.SecureHeaders(h, s.https)
 	return web.Observe(h, s.log, s.Metrics)
+}
+
+// MetricsHandler serves the Prometheus metrics, for the listener of
+// metrics_listen (or the public one when that is unset).
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{})
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
