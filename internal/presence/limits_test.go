@@ -195,7 +195,14 @@ func TestStreamsTotalCap(t *testing.T) {
 		ctx, release = context.WithCancel(context.Background())
 	)
 	defer release()
-	for _, a := range apps {
+	// The first session holds its limit before the rush, so that it can
+	// show that a replacement still works at the node's cap.
+	first := make([]*stream, perSession)
+	for i := range first {
+		first[i] = open(t, apps[0])
+	}
+	ok = perSession
+	for _, a := range apps[1:] {
 		for range perSession {
 			wg.Add(1)
 			go func() {
@@ -239,6 +246,7 @@ func TestStreamsTotalCap(t *testing.T) {
 	// At the node's cap, a session at its own cap still replaces its
 	// oldest stream: the node holds no more than before.
 	open(t, apps[0])
+	first[0].expectFinal(t, "closed", `"reason":"replaced"`)
 	if n := env.Server.Presence.Broker.Open(); n != total {
 		t.Errorf("after a replacement the broker holds %d streams, want %d", n, total)
 	}
