@@ -217,7 +217,7 @@ func (g *Gateway) routes() (http.Handler, error) {
 		}
 		mux.Handle(rt.Path, g.requireCSRF(p.ServeHTTP))
 	}
-	mux.Handle("/", web.LimitBody(own, maxBody))
+	mux.Handle("/", web.RefuseLargeBody(own, maxBody))
 	return secureHeaders(refuseAmbiguousPaths(mux)), nil
 }
 

@@ -115,20 +115,29 @@ func NoStore(w http.ResponseWriter) {
 	w.Header().Set("Pragma", "no-cache")
 }
 
-// LimitBody caps request bodies: no endpoint of ours takes more than max. A
-// body that says in Content-Length that it is larger is refused with 413 at
-// once, before anything reads it; one that turns out larger as it comes
-// (chunked) fails the handler's read, and the connection is closed.
+// LimitBody caps request bodies: no endpoint of ours takes more than this.
+// A handler's read past max fails, and it answers in its own format (an
+// OAuth error, an error page); the connection is then closed.
 func LimitBody(next http.Handler, max int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, max)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// RefuseLargeBody is LimitBody that also answers 413 at once, before anything
+// reads it, to a body whose Content-Length says it is larger than max: for
+// endpoints with no error format of their own to say so in.
+func RefuseLargeBody(next http.Handler, max int64) http.Handler {
+	limited := LimitBody(next, max)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > max {
 			w.Header().Set("Connection", "close")
 			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
 			return
 		}
-		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, max)
-		}
-		next.ServeHTTP(w, r)
+		limited.ServeHTTP(w, r)
 	})
 }
