@@ -102,8 +102,8 @@ func (b *Broker) Shutdown() {
 	}
 }
 
-// Open counts how many streams the broker holds, for metrics and tests.
-func (b *Broker) Open() int {
+// OpenStreams is how many streams the broker holds.
+func (b *Broker) OpenStreams() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.total

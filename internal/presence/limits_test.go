@@ -143,7 +143,7 @@ func TestStreamsPerSessionCap(t *testing.T) {
 	streams := []*stream{open(t, a), open(t, a), open(t, a)}
 	fourth := open(t, a)
 	streams[0].expectFinal(t, "closed", `"reason":"replaced"`)
-	if n := env.Server.Presence.Broker.Open(); n != 3 {
+	if n := env.Server.Presence.Broker.OpenStreams(); n != 3 {
 		t.Errorf("open streams: got %d, want 3", n)
 	}
 	// The newest streams are the session's: they get its end.
@@ -171,7 +171,7 @@ func TestStreamsPerAddressCap(t *testing.T) {
 	refused(t, resp, "from this address")
 	open(t, a)
 	first.expectFinal(t, "closed", `"reason":"replaced"`)
-	if n := env.Server.Presence.Broker.Open(); n != 4 {
+	if n := env.Server.Presence.Broker.OpenStreams(); n != 4 {
 		t.Errorf("open streams: got %d, want 4", n)
 	}
 }
@@ -232,7 +232,7 @@ func TestStreamsTotalCap(t *testing.T) {
 	if ok != total || tooMany != sessions*perSession-total || len(others) > 0 {
 		t.Errorf("got %d open, %d refused with 429, others %v; want %d open and %d refused", ok, tooMany, others, total, sessions*perSession-total)
 	}
-	if n := env.Server.Presence.Broker.Open(); n != total {
+	if n := env.Server.Presence.Broker.OpenStreams(); n != total {
 		t.Errorf("the broker holds %d streams, want %d", n, total)
 	}
 	resp, err := http.Get(env.URL + "/healthz")
@@ -247,7 +247,7 @@ func TestStreamsTotalCap(t *testing.T) {
 	// oldest stream: the node holds no more than before.
 	open(t, apps[0])
 	first[0].expectFinal(t, "closed", `"reason":"replaced"`)
-	if n := env.Server.Presence.Broker.Open(); n != total {
+	if n := env.Server.Presence.Broker.OpenStreams(); n != total {
 		t.Errorf("after a replacement the broker holds %d streams, want %d", n, total)
 	}
 }
