@@ -21,14 +21,14 @@ const maxRepeatedErrors = 1024
 
 // identifyingAttrs are the attributes that say which error a line is about;
 // the others (request id, path, duration) differ from request to request.
-var identifyingAttrs = map[string]bool{"err": true, "route": true, "status": true, "method": true}
+var identifyingAttrs = map[string]bool{"err": true, "panic": true, "route": true, "status": true, "method": true, "client_id": true}
 
 // LimitRepeatedErrors writes each error line at most once per interval. When
 // storage fails for every request (a full disk), every request logs the same
 // error: thousands of lines a second that bury everything else and fill the
 // disk further. Lines at error level with the same message, the same
-// attributes of the logger (its part) and the same err, route, status and
-// method are the same line: the first is written, those that follow within
+// attributes of the logger (its part) and the same err, panic, route,
+// status, method and client_id are the same line: the first is written, those that follow within
 // interval are counted, and the first written after it carries
 // "suppressed": how many were left out. Lines below error level pass as
 // they are.

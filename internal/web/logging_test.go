@@ -56,14 +56,16 @@ func TestRepeatedErrorsLoggedOncePerInterval(t *testing.T) {
 	}
 
 	// Another error, the same error from another part, and the same message
-	// about another route are lines of their own.
+	// about another route or another client are lines of their own.
 	log.Error("token endpoint", "err", errors.New("another error"))
 	log.With("part", "bff").Error("token endpoint", "err", full)
 	log.Error("request", "route", "POST /token", "status", 500)
 	log.Error("request", "route", "GET /authorize", "status", 500)
 	log.Error("request", "route", "POST /token", "status", 500, "request_id", "x")
-	if got := lines(t, &buf); len(got) != 4 {
-		t.Errorf("got %d lines, want 4 (each distinct error once)", len(got))
+	log.Error("back-channel logout", "client_id", "a", "err", full)
+	log.Error("back-channel logout", "client_id", "b", "err", full)
+	if got := lines(t, &buf); len(got) != 6 {
+		t.Errorf("got %d lines, want 6 (each distinct error once)", len(got))
 	}
 
 	clk.Advance(10 * time.Second)
