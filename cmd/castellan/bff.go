@@ -39,6 +39,8 @@ type bffServing struct {
 	wrap func(http.Handler) http.Handler
 	// ready, if not nil, is called with the listener's address once serving.
 	ready func(addr string)
+	// limits, when set, replace defaultLimits (tests use short ones).
+	limits serverLimits
 }
 
 // serveBFF runs the Backend-for-Frontend gateway until ctx ends, then shuts
@@ -70,14 +72,9 @@ func serveBFF(ctx context.Context, cfg *config.BFF, log *slog.Logger, opt bffSer
 	if opt.wrap != nil {
 		handler = opt.wrap(handler)
 	}
-	hs := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		// No Read/WriteTimeout: API calls stream bodies in both directions.
-		IdleTimeout:    120 * time.Second,
-		MaxHeaderBytes: 32 << 10,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	// API calls of a signed-in person lift these limits for themselves, so
+	// that their bodies stream both ways (internal/bff).
+	hs := newHTTPServer(handler, limitsOr(opt.limits, defaultLimits), log)
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	go gw.Run(bg)

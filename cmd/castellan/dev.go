@@ -134,13 +134,13 @@ func cmdDev(ctx context.Context, args, env []string, stdout, stderr io.Writer) e
 	provider := make(chan error, 1)
 	demoDone := make(chan error, 2)
 	go func() {
-		provider <- serve(ctx, &cfg, log, func(string) {
+		provider <- serve(ctx, &cfg, log, serving{ready: func(string) {
 			// The demo API and the BFF discover the provider, so they start
 			// once the provider serves.
 			go func() { demoDone <- setup.Serve(ctx, spaLn, apiLn, log) }()
 			go func() { demoDone <- serveDevBFF(ctx, &bffCfg, setup, bffLn, log) }()
 			printDevBanner(stdout, *dir, &cfg, setup, password)
-		})
+		}})
 	}()
 	select {
 	case err = <-provider:

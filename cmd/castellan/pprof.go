@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"time"
 )
 
 // servePprof serves the runtime profiles on their own loopback listener
@@ -23,7 +22,9 @@ func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	limits := defaultLimits
+	limits.WriteTimeout = 0 // a CPU profile or trace takes as long as it was asked to
+	hs := newHTTPServer(mux, limits, log)
 	go hs.Serve(ln)
 	log.Warn("serving runtime profiles (debug.pprof_listen); turn off outside diagnosis", "addr", ln.Addr().String())
 	return func() { hs.Close() }, nil

@@ -16,11 +16,13 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/castellan-auth/castellan/internal/clock"
 	"github.com/castellan-auth/castellan/internal/config"
 	"github.com/castellan-auth/castellan/internal/identity"
 	"github.com/castellan-auth/castellan/internal/seal"
 	"github.com/castellan-auth/castellan/internal/server"
 	"github.com/castellan-auth/castellan/internal/storage/sqlstore"
+	"github.com/castellan-auth/castellan/internal/web"
 )
 
 func cmdServe(ctx context.Context, args, env []string, stderr io.Writer) error {
@@ -32,7 +34,24 @@ func cmdServe(ctx context.Context, args, env []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, newLogger(cfg.Log, stderr), nil)
+	return serve(ctx, cfg, newLogger(cfg.Log, stderr), serving{})
+}
+
+// serving adjusts how serve runs; the zero value serves on cfg.Listen with
+// defaultLimits.
+type serving struct {
+	// ready, if not nil, is called with the listener's address once serving.
+	ready func(addr string)
+	// limits, when set, replace defaultLimits (tests use short ones).
+	limits serverLimits
+}
+
+// limitsOr returns l, or def when l is unset.
+func limitsOr(l, def serverLimits) serverLimits {
+	if l == (serverLimits{}) {
+		return def
+	}
+	return l
 }
 
 // configFlag parses the arguments of a command whose only flag is -config
@@ -58,10 +77,13 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 			format = "text"
 		}
 	}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	// When storage fails for every request, every request logs the same
+	// error: once per interval is enough.
+	return slog.New(web.LimitRepeatedErrors(h, web.RepeatedErrorInterval, clock.System{}))
 }
 
 // openStore opens the configured storage and master key.
@@ -82,8 +104,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*sqls
 
 // serve runs the provider until ctx ends, then shuts down gracefully: it stops
 // accepting, lets in-flight requests finish (up to 20 s) and closes storage.
-// ready, if not nil, is called with the listener's address once serving.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(addr string)) error {
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opt serving) error {
 	start := time.Now()
 	store, master, err := openStore(ctx, cfg, log)
 	if err != nil {
@@ -99,19 +120,21 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	hs := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		// No WriteTimeout: the session-ended stream stays open; handlers bound their own work.
-		IdleTimeout:    120 * time.Second,
-		MaxHeaderBytes: 32 << 10,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	hs := newHTTPServer(srv.Handler(), limitsOr(opt.limits, defaultLimits), log)
+	// Open session-ended streams never go idle: told to close, they let
+	// the shutdown finish instead of holding it to its deadline.
+	hs.RegisterOnShutdown(srv.Presence.Broker.Shutdown)
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	go srv.Run(bg)
 
+	if cfg.MetricsListen != "" {
+		stop, err := serveMetrics(cfg.MetricsListen, srv.MetricsHandler(), log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if cfg.Debug.PprofListen != "" {
 		stop, err := servePprof(cfg.Debug.PprofListen, log)
 		if err != nil {
@@ -124,8 +147,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("castellan serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(),
 		"storage", strings.SplitN(cfg.Storage, ":", 2)[0], "startup_ms", time.Since(start).Milliseconds())
-	if ready != nil {
-		ready(ln.Addr().String())
+	if opt.ready != nil {
+		opt.ready(ln.Addr().String())
 	}
 	select {
 	case err := <-errc:

@@ -29,6 +29,7 @@ import (
 	"github.com/castellan-auth/castellan/internal/oauth"
 	"github.com/castellan-auth/castellan/internal/seal"
 	"github.com/castellan-auth/castellan/internal/storage"
+	"github.com/castellan-auth/castellan/internal/web"
 )
 
 // Config is the gateway's configuration; it loads with config.LoadBFF.
@@ -38,10 +39,12 @@ type Config = config.BFF
 type Route = config.BFFRoute
 
 // Store is what the gateway keeps: its sessions, and the replay cache that
-// makes login states and logout tokens single use. *sqlstore.Store is one.
+// makes login states and logout tokens single use; its write probe tells
+// /readyz whether it takes writes. *sqlstore.Store is one.
 type Store interface {
 	storage.BFFSessions
 	storage.ReplayCache
+	storage.WriteProbe
 }
 
 // Deps are what New needs besides the configuration.
@@ -136,7 +139,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Gateway, error) {
 	return g, nil
 }
 
-// Handler serves everything: /healthz, /bff/…, the API routes and the SPA.
+// Handler serves everything: /healthz, /readyz, /bff/…, the API routes and
+// the SPA.
 func (g *Gateway) Handler() http.Handler { return g.handler }
 
 // Run removes expired sessions every minute until ctx ends.
@@ -170,28 +174,42 @@ func (g *Gateway) Sweep(ctx context.Context) (int64, error) {
 	}
 }
 
+// maxBody bounds the request body of every path but the API routes: the
+// gateway's own endpoints take small forms and logout tokens.
+const maxBody = 64 << 10
+
 // routes builds the one list of what the gateway serves.
 func (g *Gateway) routes() (http.Handler, error) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	// own holds the gateway's endpoints and the SPA, with bodies bounded;
+	// API calls stream bodies of any size for a signed-in person.
+	own := http.NewServeMux()
+	own.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /bff/login", g.login)
-	mux.HandleFunc("GET /bff/callback", g.callback)
-	mux.HandleFunc("POST /bff/logout", g.requireCSRF(g.logout))
-	mux.HandleFunc("GET /bff/end-session", g.endProviderSession)
+	own.Handle("GET /readyz", web.NewReadiness(g.store, g.clock, g.log))
+	own.HandleFunc("GET /bff/login", g.login)
+	own.HandleFunc("GET /bff/callback", g.callback)
+	own.HandleFunc("POST /bff/logout", g.requireCSRF(g.logout))
+	own.HandleFunc("GET /bff/end-session", g.endProviderSession)
 	if g.assertions != nil {
-		mux.HandleFunc("GET /bff/jwks", func(w http.ResponseWriter, r *http.Request) {
+		own.HandleFunc("GET /bff/jwks", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/jwk-set+json")
 			w.Write(g.assertions.key.jwks())
 		})
 	}
-	mux.HandleFunc("GET /bff/user", g.requireCSRF(g.user))
-	mux.HandleFunc("POST /bff/backchannel-logout", g.backchannelLogout)
-	mux.HandleFunc("/bff/", func(w http.ResponseWriter, r *http.Request) {
+	own.HandleFunc("GET /bff/user", g.requireCSRF(g.user))
+	own.HandleFunc("POST /bff/backchannel-logout", g.backchannelLogout)
+	own.HandleFunc("/bff/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found")
 	})
+	spa, err := g.spaHandler()
+	if err != nil {
+		return nil, err
+	}
+	own.Handle("/", spa)
+
+	mux := http.NewServeMux()
 	for _, rt := range g.cfg.Routes {
 		p, err := g.newAPIProxy(rt)
 		if err != nil {
@@ -199,12 +217,8 @@ func (g *Gateway) routes() (http.Handler, error) {
 		}
 		mux.Handle(rt.Path, g.requireCSRF(p.ServeHTTP))
 	}
-	spa, err := g.spaHandler()
-	if err != nil {
-		return nil, err
-	}
-	mux.Handle("/", spa)
-	return secureHeaders(mux), nil
+	mux.Handle("/", web.RefuseLargeBody(own, maxBody))
+	return secureHeaders(refuseAmbiguousPaths(mux)), nil
 }
 
 // secureHeaders adds what every answer of the gateway carries.

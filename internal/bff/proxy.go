@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/oauth2"
 
@@ -91,18 +92,16 @@ func (p *apiProxy) rewrite(pr *httputil.ProxyRequest) {
 func (p *apiProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g := p.g
 	ctx := r.Context()
-	// The route is a prefix of the upstream's paths: a path that climbs out
-	// of it (/api/%2e%2e/admin) is refused, whatever the upstream would make
-	// of it.
-	if rest, err := url.PathUnescape(strings.TrimPrefix(r.URL.EscapedPath(), p.route.Path)); err != nil ||
-		strings.Contains("/"+rest+"/", "/../") || strings.Contains("/"+rest+"/", "/./") || strings.Contains(rest, "\\") {
-		writeError(w, http.StatusBadRequest, "invalid_path")
-		return
-	}
 	s, ok := g.requireSession(w, r)
 	if !ok {
 		return
 	}
+	// The server's read and write timeouts are for strangers: a signed-in
+	// person's API call may stream its body and answer (uploads,
+	// server-sent events) for as long as it takes.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Time{})
 	if g.needsRefresh(s) {
 		fresh, err := g.refreshSession(ctx, s)
 		switch {
@@ -222,4 +221,118 @@ func (g *Gateway) doRefresh(ctx context.Context, idHash []byte) (*session, error
 	g.log.Debug("bff: access token refreshed", "sub", s.rec.Subject)
 	s.tok, s.rec.Tokens, s.rec.AccessExpiresAt = next, sealed, exp
 	return s, nil
+}
+
+// refuseAmbiguousPaths answers 400 to a request whose path an upstream could
+// read differently from the gateway, before any route matches. A route is a
+// prefix of its upstream's paths; a path that could climb out of it
+// (/api/..;/admin reaches /admin on a Tomcat or Spring upstream, which read
+// "..;" as "..") must never be forwarded with the session's access token,
+// whatever the upstream makes of it.
+func refuseAmbiguousPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ambiguousPath(r.URL.EscapedPath()) {
+			writeError(w, http.StatusBadRequest, "invalid_path")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// maxPathDecodings is how many times ambiguousPath percent-decodes a path in
+// search of a hidden dot segment; a path still encoded after that many
+// rounds is refused (no honest client encodes a path five times).
+const maxPathDecodings = 4
+
+// ambiguousPath reports whether an escaped request path, as sent, or decoded
+// once, twice or up to maxPathDecodings times (an upstream behind a proxy
+// that decodes again), holds anything that some server reads as a path
+// step: a dot segment ("." or "..", also with trailing dots or spaces, which
+// Windows drops), a ";" (path parameters: "..;" is ".." to Java servers), a
+// backslash, a control character, a character that Unicode normalization
+// turns into "." or "/", or bytes that are not UTF-8 (overlong encodings
+// such as %c0%ae, which old decoders read as "."). An encoded slash (%2F)
+// alone passes, and is forwarded encoded: decoded, its dot segments are
+// seen like any other.
+func ambiguousPath(escaped string) bool {
+	p := escaped
+	for round := 0; ; round++ {
+		if hasPathStep(p) {
+			return true
+		}
+		next := percentDecode(p)
+		if next == p {
+			return false
+		}
+		if round == maxPathDecodings {
+			return true
+		}
+		p = next
+	}
+}
+
+// hasPathStep reports whether p, at one stage of decoding, holds a dot
+// segment or a character that could make one elsewhere.
+func hasPathStep(p string) bool {
+	if !utf8.ValidString(p) || strings.ContainsAny(p, ";\\") {
+		return true
+	}
+	for _, c := range p {
+		if c < 0x20 || c == 0x7f || lookalikes[c] {
+			return true
+		}
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if strings.Contains(seg, ".") && strings.Trim(seg, ". ") == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// lookalikes are characters that Unicode compatibility normalization (NFKC,
+// which some frameworks and file systems apply) turns into ".", "/" or a backslash.
+var lookalikes = map[rune]bool{
+	'\u2024': true, // ONE DOT LEADER
+	'\u2025': true, // TWO DOT LEADER
+	'\u2026': true, // HORIZONTAL ELLIPSIS
+	'\uFE52': true, // SMALL FULL STOP
+	'\uFF0E': true, // FULLWIDTH FULL STOP
+	'\u2044': true, // FRACTION SLASH
+	'\u2215': true, // DIVISION SLASH
+	'\uFF0F': true, // FULLWIDTH SOLIDUS
+	'\uFE68': true, // SMALL REVERSE SOLIDUS
+	'\uFF3C': true, // FULLWIDTH REVERSE SOLIDUS
+}
+
+// percentDecode decodes every valid %XX escape of p and leaves anything else
+// as it is, as lenient servers do.
+func percentDecode(p string) string {
+	if !strings.Contains(p, "%") {
+		return p
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		if p[i] == '%' && i+2 < len(p) && isHex(p[i+1]) && isHex(p[i+2]) {
+			b.WriteByte(unhex(p[i+1])<<4 | unhex(p[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
 }

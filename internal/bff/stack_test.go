@@ -56,6 +56,8 @@ type stackOptions struct {
 	bff func(*bff.Config)
 	// client adjusts the gateway's client registration at the provider.
 	client func(c *config.Client, gatewayURL string)
+	// server adjusts the gateway's http.Server before it starts (timeouts).
+	server func(*http.Server)
 }
 
 func newStack(t *testing.T, opt stackOptions) *stack {
@@ -64,7 +66,7 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 
 	// The gateway and API listen first: the provider's config names them.
 	var gwHandler, apiHandler http.Handler = http.NotFoundHandler(), http.NotFoundHandler()
-	gwHS := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	gwHS := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/bff/backchannel-logout" {
 			rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 			gwHandler.ServeHTTP(rec, r)
@@ -76,6 +78,10 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 		}
 		gwHandler.ServeHTTP(w, r)
 	}))
+	if opt.server != nil {
+		opt.server(gwHS.Config)
+	}
+	gwHS.Start()
 	t.Cleanup(gwHS.Close)
 	apiHS := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,6 +56,11 @@ type BFF struct {
 	InsecureHTTP bool     `yaml:"insecure_http"`
 	Log          Log      `yaml:"log"`
 	Database     Database `yaml:"database"`
+
+	// FrameAncestors are who may frame the SPA (CSP frame-ancestors, on the
+	// files of static_dir and the answers of spa_upstream): "'none'" (the
+	// default: nobody, against clickjacking), "'self'", or origins.
+	FrameAncestors []string `yaml:"frame_ancestors"`
 }
 
 // BFFRoute sends requests under Path to Upstream with the session's access
@@ -76,6 +82,7 @@ func DefaultBFF() BFF {
 		TokenEndpointAuthMethod: "client_secret_basic",
 		Storage:                 "sqlite:bff.db",
 		KeyFile:                 "bff.key",
+		FrameAncestors:          []string{FrameNone},
 		Session: Session{
 			IdleTimeout:     Duration(30 * time.Minute),
 			AbsoluteTimeout: Duration(12 * time.Hour),
@@ -154,6 +161,7 @@ func (c *BFF) Validate() []string {
 	case c.SPAUpstream != "":
 		v.upstream("spa_upstream", c.SPAUpstream, c.InsecureHTTP)
 	}
+	v.frameAncestors(c.FrameAncestors, c.InsecureHTTP)
 	seen := map[string]int{}
 	for i, r := range c.Routes {
 		at := func(k string) string { return fmt.Sprintf("routes[%d].%s", i, k) }
@@ -217,6 +225,45 @@ func (v *validator) upstream(key, raw string, insecure bool) {
 	case u.Scheme == "http" && !oauth.IsLoopbackHost(u.Hostname()) && !insecure:
 		// The gateway sends access tokens there.
 		v.add(key, "http on a non-loopback host needs insecure_http: true (use https: access tokens travel there)")
+	}
+}
+
+// The CSP keywords frame_ancestors takes besides origins.
+const (
+	FrameNone = "'none'"
+	FrameSelf = "'self'"
+)
+
+// frameAncestors checks frame_ancestors: 'none' alone, or 'self' and
+// origins. Each value goes into a response header as it is, so nothing but a
+// keyword or a plain origin may pass (no spaces, ";", wildcards or schemes).
+func (v *validator) frameAncestors(list []string, insecure bool) {
+	if len(list) == 0 {
+		v.add("frame_ancestors", "list \"'none'\", \"'self'\" or origins")
+		return
+	}
+	if len(list) > 1 && slices.Contains(list, FrameNone) {
+		v.add("frame_ancestors", "'none' must stand alone")
+	}
+	for i, a := range list {
+		key := fmt.Sprintf("frame_ancestors[%d]", i)
+		if a == FrameNone || a == FrameSelf {
+			continue
+		}
+		if a == "none" || a == "self" {
+			v.add(key, "write the keyword with its quotes: \"'%s'\"", a)
+			continue
+		}
+		u, err := url.Parse(a)
+		switch {
+		case err != nil || strings.ContainsFunc(a, func(r rune) bool { return r <= ' ' || r == ';' || r == ',' || r == '*' || r == '\'' }) ||
+			(u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+			v.add(key, "want \"'none'\", \"'self'\" or an origin like https://portal.example, got %q", a)
+		case u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+			v.add(key, "want an origin (scheme, host and port only), got %q", a)
+		case u.Scheme == "http" && !oauth.IsLoopbackHost(u.Hostname()) && !insecure:
+			v.add(key, "http on a non-loopback host needs insecure_http: true (use https)")
+		}
 	}
 }
 

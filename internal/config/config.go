@@ -40,6 +40,13 @@ type Config struct {
 	// ClientAssertion bounds private_key_jwt client assertions (RFC 7523).
 	ClientAssertion ClientAssertion `yaml:"client_assertion"`
 
+	// SessionEvents bounds the session-ended streams.
+	SessionEvents SessionEvents `yaml:"session_events"`
+	// MetricsListen, when set, serves GET /metrics on this address, a
+	// listener of its own, and not on the public one; unset, /metrics is on
+	// the public listener.
+	MetricsListen string `yaml:"metrics_listen"`
+
 	Clients []Client `yaml:"clients"`
 	Users   []User   `yaml:"users"`
 }
@@ -299,5 +306,6 @@ func Default() Config {
 			MaxDelay:        Duration(15 * time.Minute),
 			ResetAfter:      Duration(24 * time.Hour),
 		},
+		SessionEvents: DefaultSessionEvents(),
 	}
 }

@@ -50,6 +50,8 @@ func (c *Config) Validate() []string {
 			v.add("debug.pprof_listen", "profiles expose the process's internals: want a loopback address, got %q", a)
 		}
 	}
+	v.metricsListen(c)
+	v.sessionEvents(c.SessionEvents)
 	v.log(c.Log)
 	if c.Database.MaxOpenConns < 0 || c.Database.MaxIdleConns < 0 {
 		v.add("database", "connection counts must not be negative")

@@ -18,11 +18,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/castellan-auth/castellan/dpop"
@@ -35,47 +33,6 @@ import (
 	"github.com/castellan-auth/castellan/internal/storage"
 	"github.com/castellan-auth/castellan/internal/web"
 )
-
-// Broker fans the end of a session out to the streams watching it.
-type Broker struct {
-	mu   sync.Mutex
-	subs map[string]map[chan string]struct{}
-}
-
-// NewBroker returns an empty broker.
-func NewBroker() *Broker { return &Broker{subs: map[string]map[chan string]struct{}{}} }
-
-// Ended is a session.EndedFunc.
-func (b *Broker) Ended(_ context.Context, ended []storage.Session, reason string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, s := range ended {
-		for ch := range b.subs[s.SID] {
-			select {
-			case ch <- reason:
-			default:
-			}
-		}
-	}
-}
-
-func (b *Broker) subscribe(sid string) (chan string, func()) {
-	ch := make(chan string, 1)
-	b.mu.Lock()
-	if b.subs[sid] == nil {
-		b.subs[sid] = map[chan string]struct{}{}
-	}
-	b.subs[sid][ch] = struct{}{}
-	b.mu.Unlock()
-	return ch, func() {
-		b.mu.Lock()
-		delete(b.subs[sid], ch)
-		if len(b.subs[sid]) == 0 {
-			delete(b.subs, sid)
-		}
-		b.mu.Unlock()
-	}
-}
 
 // Store is what presence needs from storage.
 type Store interface {
@@ -101,6 +58,14 @@ type Endpoint struct {
 	// DPoP, if set, takes DPoP-bound tokens with "Authorization: DPoP" and a
 	// proof (RFC 9449 §7); a bound token is never taken as a Bearer token.
 	DPoP *dpopcheck.Checker
+	// Addresses tells the client address a stream counts against
+	// (Limits.PerAddress).
+	Addresses Addresses
+}
+
+// Addresses resolves the client address of a request (web.ClientIP).
+type Addresses interface {
+	Of(r *http.Request) string
 }
 
 // Mount registers the routes.
@@ -242,72 +207,6 @@ func (e *Endpoint) activity(w http.ResponseWriter, r *http.Request) {
 	web.NoStore(w)
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(ActivityResponse{IdleExpiresAt: e.Sessions.IdleExpiresAt(s).Unix(), AbsoluteExpiresAt: s.ExpiresAt.Unix()})
-}
-
-// Ended is the data of the session_ended event.
-type Ended struct {
-	SID    string `json:"sid"`
-	Reason string `json:"reason"`
-}
-
-func (e *Endpoint) events(w http.ResponseWriter, r *http.Request) {
-	s, _, ok := e.authenticate(w, r)
-	if !ok {
-		return
-	}
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		e.fail(w, r, errors.New("streaming unsupported"))
-		return
-	}
-	ended, cancel := e.Broker.subscribe(s.SID)
-	defer cancel()
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no") // no buffering in nginx-like proxies
-	w.WriteHeader(http.StatusOK)
-	fmt.Fprintf(w, "retry: 5000\nevent: ready\ndata: {\"sid\":%q}\n\n", s.SID)
-	flusher.Flush()
-
-	poll := time.NewTicker(orDefault(e.Poll, 5*time.Second))
-	defer poll.Stop()
-	keep := time.NewTicker(orDefault(e.KeepAlive, 25*time.Second))
-	defer keep.Stop()
-	send := func(reason string) {
-		b, _ := json.Marshal(Ended{SID: s.SID, Reason: reason})
-		fmt.Fprintf(w, "event: session_ended\ndata: %s\n\n", b)
-		flusher.Flush()
-	}
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case reason := <-ended:
-			send(reason)
-			return
-		case <-keep.C:
-			fmt.Fprint(w, ": keep-alive\n\n")
-			flusher.Flush()
-		case <-poll.C:
-			// Another node may have ended it, or it may have expired unseen.
-			alive, err := e.Sessions.Alive(r.Context(), s.SID)
-			if err != nil {
-				continue
-			}
-			if !alive {
-				send("ended")
-				return
-			}
-		}
-	}
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }
 
 // Renewals makes silent renewals count as the person's activity, for the

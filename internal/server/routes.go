@@ -43,7 +43,12 @@ const maxBody = 64 << 10
 func (s *Server) routes(lh *login.Handler, az *authorize.Handler, te *token.Endpoint, ui *userinfo.Endpoint, lo *logout.Handler, pe *par.Endpoint) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /readyz", web.NewReadiness(s.store, s.clock, s.log))
+	if s.cfg.MetricsListen == "" {
+		// Kept on the public listener when no listener of its own is set,
+		// as before metrics_listen existed.
+		mux.Handle("GET /metrics", s.MetricsHandler())
+	}
 	mux.HandleFunc("GET "+pathDiscovery, s.discovery)
 	mux.HandleFunc("GET "+pathOAuthMetadata, s.discovery)
 	mux.HandleFunc("GET "+pathJWKS, s.jwks)
@@ -73,6 +78,12 @@ func (s *Server) routes(lh *login.Handler, az *authorize.Handler, te *token.Endp
 	h = web.LimitBody(h, maxBody)
 	h = web.SecureHeaders(h, s.https)
 	return web.Observe(h, s.log, s.Metrics)
+}
+
+// MetricsHandler serves the Prometheus metrics, for the listener of
+// metrics_listen (or the public one when that is unset).
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{})
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -192,10 +192,13 @@ func New(ctx context.Context, d Deps) (*Server, error) {
 	ui.CORS, ui.Clients = s.CORS, s.Clients
 	s.Notifier = logout.NewNotifier(d.Store, s.Mint, cfg.Signing.Algorithms, d.Clock, d.Log)
 	s.Sessions.OnEnded(s.Notifier.Ended)
-	broker := presence.NewBroker()
+	ev := cfg.SessionEvents
+	broker := presence.NewBroker(presence.Limits{PerSession: ev.MaxPerSession, PerAddress: ev.MaxPerAddress,
+		Total: ev.MaxStreams, Lifetime: ev.MaxLifetime.D()})
 	s.Sessions.OnEnded(broker.Ended)
 	s.Presence = &presence.Endpoint{Mint: s.Mint, Grants: s.Grants, Sessions: s.Sessions, Store: d.Store,
-		CORS: s.CORS, Broker: broker, Clock: d.Clock, Log: d.Log, DPoP: s.DPoP}
+		CORS: s.CORS, Broker: broker, Clock: d.Clock, Log: d.Log, DPoP: s.DPoP,
+		Addresses: web.NewClientIP(cfg.TrustedProxies)}
 	te.Activity = presence.Renewals{Sessions: s.Sessions, Store: d.Store, Log: d.Log}
 	lo := &logout.Handler{Issuer: cfg.Issuer, Base: s.base, Store: d.Store, Sessions: s.Sessions, Cookie: cookie,
 		CSRF: csrf, Pages: pages, Mint: s.Mint, Notifier: s.Notifier, Clock: d.Clock, Log: d.Log}

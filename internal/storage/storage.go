@@ -20,6 +20,7 @@ type Storage interface {
 	Locker
 	BFFSessions
 	LogoutNotices
+	WriteProbe
 
 	// Ping reports whether the backend answers.
 	Ping(ctx context.Context) error

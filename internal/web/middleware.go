@@ -116,11 +116,28 @@ func NoStore(w http.ResponseWriter) {
 }
 
 // LimitBody caps request bodies: no endpoint of ours takes more than this.
+// A handler's read past max fails, and it answers in its own format (an
+// OAuth error, an error page); the connection is then closed.
 func LimitBody(next http.Handler, max int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, max)
 		}
 		next.ServeHTTP(w, r)
+	})
+}
+
+// RefuseLargeBody is LimitBody that also answers 413 at once, before anything
+// reads it, to a body whose Content-Length says it is larger than max: for
+// endpoints with no error format of their own to say so in.
+func RefuseLargeBody(next http.Handler, max int64) http.Handler {
+	limited := LimitBody(next, max)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			w.Header().Set("Connection", "close")
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		limited.ServeHTTP(w, r)
 	})
 }

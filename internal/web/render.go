@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 
 	"github.com/castellan-auth/castellan/internal/opaque"
@@ -18,11 +19,17 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// Static serves the embedded stylesheet (and any other static asset).
+// Static serves the embedded stylesheet (and any other static asset). It
+// serves files only: a directory is 404, never a listing of what is in it.
 func Static() http.Handler {
 	sub, _ := fs.Sub(staticFS, "static")
 	files := http.FileServerFS(sub)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
+		if fi, err := fs.Stat(sub, name); name == "" || err != nil || fi.IsDir() {
+			http.NotFound(w, r)
+			return
+		}
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		files.ServeHTTP(w, r)
 	})

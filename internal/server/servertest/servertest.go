@@ -73,6 +73,9 @@ type Options struct {
 	Storage string
 	// Log receives the server's logs (default: discarded).
 	Log *slog.Logger
+	// HTTPServer adjusts the test server's http.Server before it starts
+	// (timeouts, as castellan serve sets them).
+	HTTPServer func(*http.Server)
 }
 
 // New starts a provider and stops it when the test ends.
@@ -103,6 +106,9 @@ func New(t testing.TB, opt Options) *Env {
 	// be the httptest URL before building.
 	var h http.Handler = http.NotFoundHandler()
 	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	if opt.HTTPServer != nil {
+		opt.HTTPServer(hs.Config)
+	}
 	hs.Start()
 	t.Cleanup(hs.Close)
 	cfg.Issuer = hs.URL

@@ -35,6 +35,9 @@ func openSQLite(path string, opts Options) (*Store, error) {
 	// commit, only once the WAL holds this many pages (40 MiB at 4 KiB).
 	q.Add("_pragma", "wal_autocheckpoint(10000)")
 	q.Set("_txlock", "immediate")
+	if opts.ReadOnly {
+		q.Set("mode", "ro")
+	}
 	dsn := "file:" + uriPath.Replace(path) + "?" + q.Encode()
 
 	w, err := sql.Open("sqlite", dsn)
@@ -79,6 +82,9 @@ func openPostgres(dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.ReadOnly {
+		dsn = withRuntimeParam(dsn, "default_transaction_read_only", "on")
+	}
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %v", redactDSN(err.Error()))
@@ -96,6 +102,19 @@ func openPostgres(dsn string, opts Options) (*Store, error) {
 	db.SetConnMaxLifetime(life)
 	db.SetConnMaxIdleTime(max(opts.ConnMaxIdleTime, 0))
 	return &Store{flavor: flavorPostgres, w: db, r: db, locks: locks}, nil
+}
+
+// withRuntimeParam adds a run-time parameter to a postgres:// DSN (pgx
+// sends query parameters it does not know to the server as settings).
+func withRuntimeParam(dsn, key, value string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn // sql.Open reports it
+	}
+	q := u.Query()
+	q.Set(key, value)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 func idle(opts Options, open int) int {

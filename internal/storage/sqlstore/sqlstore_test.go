@@ -378,3 +378,27 @@ func TestSQLitePreparesStatements(t *testing.T) {
 		})
 	}
 }
+
+// TestProbeWriteFailsReadOnly: on a database that takes no writes, reads
+// still answer (Ping) but the write probe fails, on both flavors; the same
+// database opened for writing passes it.
+func TestProbeWriteFailsReadOnly(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			dsn := b.dsn(t)
+			rw := openStore(t, dsn, Options{})
+			if err := rw.ProbeWrite(t.Context(), "node", time.Unix(1000, 0)); err != nil {
+				t.Fatalf("probe on a writable database: %v", err)
+			}
+			ro := openStore(t, dsn, Options{ReadOnly: true})
+			if err := ro.Ping(t.Context()); err != nil {
+				t.Errorf("ping on a read-only database: got %v, want nil", err)
+			}
+			if err := ro.ProbeWrite(t.Context(), "node", time.Unix(2000, 0)); err == nil {
+				t.Error("probe on a read-only database: got nil, want an error")
+			} else {
+				t.Logf("read-only probe: %v", err)
+			}
+		})
+	}
+}

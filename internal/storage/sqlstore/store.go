@@ -51,6 +51,11 @@ type Options struct {
 	// SkipMigrations opens the store without applying pending migrations; Open
 	// still refuses a schema newer than this binary knows.
 	SkipMigrations bool
+	// ReadOnly opens the database so that every write fails (SQLite
+	// mode=ro, PostgreSQL default_transaction_read_only) and applies no
+	// migrations: to look at a live database without touching it, and to
+	// see what a node does when its database stops taking writes.
+	ReadOnly bool
 }
 
 // Store is a storage.Storage on SQLite or PostgreSQL.
@@ -95,7 +100,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	if !opts.SkipMigrations {
+	if !opts.SkipMigrations && !opts.ReadOnly {
 		if _, err := m.Up(ctx); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("migrate %s: %w", s.flavor, err)

@@ -38,6 +38,7 @@ var cases = []struct {
 	fn   func(*testing.T, storage.Storage)
 }{
 	{"ping", testPing},
+	{"probe/write", testProbeWrite},
 
 	{"users/create-get-update", testUsersCreateGetUpdate},
 	{"users/unknown-not-found", testUsersUnknown},
@@ -131,6 +132,7 @@ var nodeCases = []struct {
 	{"keys/concurrent-schedule-one-winner", testKeysScheduleConcurrent},
 	{"sessions/concurrent-sweep-ends-each-once", testSessionsSweepAcrossNodes},
 	{"logout-notices/concurrent-claims-take-each-once", testLogoutNoticesClaimAcrossNodes},
+	{"probe/concurrent-across-nodes", testProbeAcrossNodes},
 }
 
 // t0 is the fixed base time; its nanoseconds check that times keep full precision.
