@@ -234,7 +234,8 @@ func TestValidation(t *testing.T) {
 		{name: "id_token_hint/alg-none", set: map[string]string{"id_token_hint": "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJpc3MiOiJ4Iiwic3ViIjoiYWxpY2UifQ."}, want: want{kind: q, err: "invalid_request"}},
 		{name: "id_token_hint/checked-before-prompt-none", anon: true, set: map[string]string{"id_token_hint": "not-a-jwt", "prompt": "none"}, want: want{kind: q, err: "invalid_request"}},
 		{name: "login_hint/accepted", set: map[string]string{"login_hint": "alice"}, want: want{kind: q}},
-		{name: "login_hint/too-long-ignored", set: map[string]string{"login_hint": long}, want: want{kind: q}},
+		{name: "login_hint/at-limit", set: map[string]string{"login_hint": long[:256]}, want: want{kind: q}},
+		{name: "login_hint/too-long-refused", set: map[string]string{"login_hint": long}, want: want{kind: q, err: "invalid_request"}},
 
 		// Session rule: no session → sign-in page.
 		{name: "session/none-sign-in-page", anon: true, want: want{kind: login}},

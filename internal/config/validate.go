@@ -135,6 +135,8 @@ func (c *Config) Validate() []string {
 		v.add("throttle.base_delay", "longer than throttle.max_delay")
 	}
 
+	v.authorize(c.Authorize)
+
 	seen := map[string]int{}
 	for i := range c.Clients {
 		v.client(c, i, seen)
@@ -159,6 +161,27 @@ func (v *validator) log(l Log) {
 	}
 	if !oneOf(l.Level, "debug", "info", "warn", "error") {
 		v.add("log.level", "want debug, info, warn or error, got %q", l.Level)
+	}
+}
+
+// Bounds of the authorize section: a sign-in takes minutes, not hours.
+const (
+	minPendingTTL = time.Minute
+	maxPendingTTL = time.Hour
+)
+
+func (v *validator) authorize(a Authorize) {
+	if a.PendingTTL.D() < minPendingTTL || a.PendingTTL.D() > maxPendingTTL {
+		v.add("authorize.pending_ttl", "want %s to %s, got %s", minPendingTTL, maxPendingTTL, a.PendingTTL.D())
+	}
+	if a.MaxPending < 1 {
+		v.add("authorize.max_pending", "want at least 1")
+	}
+	switch {
+	case a.MaxPendingPerAddress < 1:
+		v.add("authorize.max_pending_per_address", "want at least 1")
+	case a.MaxPendingPerAddress > a.MaxPending:
+		v.add("authorize.max_pending_per_address", "more than authorize.max_pending (%d)", a.MaxPending)
 	}
 }
 

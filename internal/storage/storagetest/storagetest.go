@@ -63,6 +63,11 @@ var cases = []struct {
 	{"pending/create-get-consume", testPendingCreateGetConsume},
 	{"pending/expired-not-found", testPendingExpired},
 	{"pending/concurrent-consume-one-winner", testPendingConcurrentConsume},
+	{"pending/limit-per-address", testPendingLimitPerAddress},
+	{"pending/limit-total", testPendingLimitTotal},
+	{"pending/limit-freed-by-consume-and-sweep", testPendingLimitFreedByDeletes},
+	{"pending/limit-expired-make-room", testPendingLimitExpiredMakeRoom},
+	{"pending/usage-rows-and-bytes", testPendingUsage},
 
 	{"codes/create-redeem", testCodesRedeem},
 	{"codes/unknown-or-expired-not-found", testCodesNotFound},
@@ -131,6 +136,7 @@ var nodeCases = []struct {
 	{"keys/concurrent-schedule-one-winner", testKeysScheduleConcurrent},
 	{"sessions/concurrent-sweep-ends-each-once", testSessionsSweepAcrossNodes},
 	{"logout-notices/concurrent-claims-take-each-once", testLogoutNoticesClaimAcrossNodes},
+	{"pending/concurrent-create-never-over-limits", testPendingLimitAcrossNodes},
 }
 
 // t0 is the fixed base time; its nanoseconds check that times keep full precision.
