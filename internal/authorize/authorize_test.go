@@ -186,7 +186,9 @@ func TestValidation(t *testing.T) {
 		{name: "nonce/optional-for-code", del: []string{"nonce"}, want: want{kind: q}},
 		{name: "nonce/required-id_token-token", client: "imp", del: []string{"nonce"}, want: want{kind: fr, err: "invalid_request"}},
 		{name: "nonce/required-id_token", client: "imp", set: map[string]string{"response_type": "id_token"}, del: []string{"nonce"}, want: want{kind: fr, err: "invalid_request"}},
-		{name: "nonce/required-token", client: "imp", set: map[string]string{"response_type": "token"}, del: []string{"nonce"}, want: want{kind: fr, err: "invalid_request"}},
+		// RFC 6749 §4.2: an access token alone needs no nonce (OIDC Core §3.2.2.1 asks for one with an ID token).
+		{name: "nonce/not-required-token", client: "imp", set: map[string]string{"response_type": "token"}, del: []string{"nonce"}, want: want{kind: fr}},
+		{name: "nonce/not-required-token-oauth-only", client: "imp", set: map[string]string{"response_type": "token", "scope": "profile"}, del: []string{"nonce"}, want: want{kind: fr}},
 		{name: "nonce/empty", client: "imp", set: map[string]string{"nonce": ""}, want: want{kind: fr, err: "invalid_request"}},
 
 		// PKCE (RFC 7636, OAuth 2.1 §4.1.1).

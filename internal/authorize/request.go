@@ -287,10 +287,12 @@ func validate(params url.Values, c storage.Client, req *Request, now time.Time) 
 	}
 
 	req.Nonce = p("nonce")
-	if req.Implicit() && req.Nonce == "" {
-		// OIDC Core §3.2.2.1: nonce is required when tokens come from this endpoint;
-		// it is what ties a token in the fragment to the request that asked for it.
-		return redirectError(oauth.ErrInvalidRequest, "nonce is required for the implicit grant")
+	if req.Returns(oauth.ResponseIDToken) && req.Nonce == "" {
+		// OIDC Core §3.2.2.1, §3.3.2.11: nonce is required when an ID token
+		// comes from this endpoint; it ties the ID token in the fragment to
+		// the request that asked for it. RFC 6749 §4.2 has no nonce: an
+		// access token alone (response_type=token) needs none.
+		return redirectError(oauth.ErrInvalidRequest, "nonce is required when an ID token is returned from the authorization endpoint")
 	}
 
 	if err := validatePKCE(p, c, req); err != nil {
