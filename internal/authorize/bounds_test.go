@@ -115,6 +115,14 @@ func TestAuthorizationParameterLimits(t *testing.T) {
 			t.Errorf("error_description %q", d)
 		}
 	})
+	t.Run("encoded-request-over-limit", func(t *testing.T) {
+		// Within every parameter limit, but six bytes each once JSON-escaped.
+		p := authzCase{set: map[string]string{"state": strings.Repeat("\x01", oauth.MaxStateLength)},
+			want: want{kind: query, err: "invalid_request"}}.run(t, f, f.agent("alice"))
+		if d := p.Get("error_description"); !strings.Contains(d, "once encoded") {
+			t.Errorf("error_description %q", d)
+		}
+	})
 	t.Run("state-2KB-and-nonce-384-still-accepted", func(t *testing.T) {
 		authzCase{set: map[string]string{"state": twoKiloState(), "nonce": strings.Repeat("n", 384)}, want: want{kind: query}}.run(t, f, a)
 	})

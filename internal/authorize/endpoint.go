@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/castellan-auth/castellan/internal/clock"
@@ -49,6 +50,10 @@ type Handler struct {
 	// Limits how many one address, and all together, may hold.
 	ClientIP Addresses
 	Limits   storage.PendingLimits
+
+	// fullNoticed is when the warning that every pending request is taken
+	// was last logged (Unix seconds): a flood must not flood the log too.
+	fullNoticed atomic.Int64
 	// Pushed, if set, holds pushed authorization requests (RFC 9126), which
 	// requests then name by request_uri; RequirePAR refuses requests that
 	// were not pushed, for every client.

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/castellan-auth/castellan/internal/oauth"
@@ -71,10 +70,6 @@ func RetryAfter(retryAt, now time.Time) int {
 	return int(max(1, math.Ceil(retryAt.Sub(now).Seconds())))
 }
 
-// fullNoticed rate-limits the warning that every pending request slot is
-// taken: a flood must not flood the log too.
-var fullNoticed atomic.Int64
-
 // showFull answers a request refused because storing its pending request
 // would pass a limit: 429 when its client address holds too many, 503 when
 // everyone together does, both with Retry-After. It is shown on Castellan's
@@ -90,7 +85,7 @@ func (h *Handler) showFull(w http.ResponseWriter, r *http.Request, fe *storage.F
 		h.Pages.Error(w, r, http.StatusTooManyRequests, "Too many sign-ins", wait)
 		return
 	}
-	if last := fullNoticed.Load(); now.Unix()-last >= 60 && fullNoticed.CompareAndSwap(last, now.Unix()) {
+	if last := h.fullNoticed.Load(); now.Unix()-last >= 60 && h.fullNoticed.CompareAndSwap(last, now.Unix()) {
 		h.Log.Warn("pending requests at their limit (authorize.max_pending): new sign-ins are refused with 503 until some expire",
 			"request_id", web.RequestID(r.Context()), "max_pending", h.Limits.Total)
 	}

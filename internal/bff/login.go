@@ -256,7 +256,9 @@ func (g *Gateway) takeLoginState(w http.ResponseWriter, r *http.Request, state s
 // code and the ID token carries the state's nonce: anyone can fetch a
 // login-state cookie from /bff/login, and a callback with a made-up code
 // must not make the gateway store anything. Of two callbacks racing with one
-// state, only one gets here with true.
+// state (a copied cookie, or a request sent twice before the first answer),
+// only one gets here with true; the provider has seen the code twice by
+// then and revokes what it issued, as for any replayed code.
 func (g *Gateway) useLoginState(ctx context.Context, state string, st loginState) bool {
 	err := g.store.Remember(ctx, loginStateKey(state), st.Expires, g.clock.Now())
 	if err != nil && !errors.Is(err, storage.ErrConflict) {

@@ -313,6 +313,10 @@ func TestLoad(t *testing.T) {
 				eq(t, "authorize.max_pending", c.Authorize.MaxPending, 50000)
 				eq(t, "authorize.max_pending_per_address", c.Authorize.MaxPendingPerAddress, 5000)
 			}},
+		{name: "fail/client-id-over-limit", yaml: "clients:\n  - client_id: " + strings.Repeat("c", 257) + "\n    grant_types: [client_credentials]\n    client_secret: " + secret32 + "\n",
+			want: []string{"clients[0].client_id: longer than 256 bytes"}},
+		{name: "fail/redirect-uri-over-limit", yaml: "clients:\n  - client_id: spa\n    redirect_uris: [https://app.example/" + strings.Repeat("p", 2048) + "]\n",
+			want: []string{"clients[0].redirect_uris[0]: longer than 2048 bytes"}},
 		{name: "fail/authorize-pending-ttl-too-long", yaml: "authorize: {pending_ttl: 2h}\n", want: []string{"authorize.pending_ttl: want 1m0s to 1h0m0s"}},
 		{name: "fail/authorize-pending-ttl-too-short", yaml: "authorize: {pending_ttl: 10s}\n", want: []string{"authorize.pending_ttl: want 1m0s to 1h0m0s"}},
 		{name: "fail/authorize-max-pending-zero", yaml: "authorize: {max_pending: 0}\n", want: []string{"authorize.max_pending: want at least 1"}},

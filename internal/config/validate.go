@@ -232,6 +232,9 @@ func (v *validator) client(c *Config, i int, seen map[string]int) {
 	at := func(k string) string { return fmt.Sprintf("clients[%d].%s", i, k) }
 	if cl.ClientID == "" {
 		v.add(at("client_id"), "required")
+	} else if len(cl.ClientID) > oauth.MaxClientIDLength {
+		// Longer ones are refused at the authorization endpoint.
+		v.add(at("client_id"), "longer than %d bytes", oauth.MaxClientIDLength)
 	} else if j, dup := seen[cl.ClientID]; dup {
 		v.add(at("client_id"), "duplicate client id %q (also clients[%d])", cl.ClientID, j)
 	} else {
@@ -279,6 +282,9 @@ func (v *validator) client(c *Config, i int, seen map[string]int) {
 	}
 	for j, u := range cl.RedirectURIs {
 		v.redirectURI(c, fmt.Sprintf("clients[%d].redirect_uris[%d]", i, j), u)
+		if len(u) > oauth.MaxRedirectURILength {
+			v.add(fmt.Sprintf("clients[%d].redirect_uris[%d]", i, j), "longer than %d bytes (the authorization endpoint's limit)", oauth.MaxRedirectURILength)
+		}
 	}
 	for j, u := range cl.PostLogoutRedirectURIs {
 		v.redirectURI(c, fmt.Sprintf("clients[%d].post_logout_redirect_uris[%d]", i, j), u)
