@@ -201,6 +201,10 @@ type Proof struct {
 	Key      jose.JSONWebKey
 	JTI      string
 	IssuedAt time.Time
+
+	// replayKey and replayUntil are what Use remembers.
+	replayKey   string
+	replayUntil time.Time
 }
 
 type claims struct {
@@ -214,9 +218,25 @@ type claims struct {
 
 // Check validates the DPoP header values of a request (all of them:
 // more than one is refused, none is the caller's to handle before) against
-// req. A refused proof is an *Error; any other error means the replay cache
-// failed.
+// req, and uses up the proof's jti: Verify, then Use. A refused proof is an
+// *Error; any other error means the replay cache failed.
 func (v *Validator) Check(ctx context.Context, header []string, req Request) (*Proof, error) {
+	p, err := v.Verify(header, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.Use(ctx, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Verify validates a proof as Check does, except that its jti is not yet
+// remembered: it writes nothing. A server that accepts requests from anyone
+// verifies the proof first, authenticates the request by other means, and
+// calls Use only then, so that a stranger cannot fill its replay cache with
+// proofs signed by keys of their own. A refused proof is an *Error.
+func (v *Validator) Verify(header []string, req Request) (*Proof, error) {
 	if len(header) != 1 {
 		// RFC 9449 §4.3 step 1: exactly one DPoP header.
 		return nil, invalid("send exactly one DPoP header")
@@ -284,18 +304,28 @@ func (v *Validator) Check(ctx context.Context, header []string, req Request) (*P
 	if err != nil {
 		return nil, &Error{Code: CodeInvalidProof, Reason: "the proof's jwk has no thumbprint", err: err}
 	}
-	// Replay last: a proof refused for another reason does not use up its
-	// jti. The key covers the proof's key, so one client cannot block
+	// The replay key covers the proof's key, so one client cannot block
 	// another's jti, and it is hashed to bound its length.
 	sum := sha256.Sum256([]byte(jkt + "\x00" + c.JTI))
-	key := "dpop:" + base64.RawURLEncoding.EncodeToString(sum[:])
-	if err := v.replay.Use(ctx, key, c.IAT.Time().Add(v.maxAge+v.leeway)); err != nil {
-		if errors.Is(err, ErrReplayed) {
-			return nil, invalid("the proof was already used (jti)")
-		}
-		return nil, fmt.Errorf("dpop: replay cache: %w", err)
+	return &Proof{JKT: jkt, Key: *jwk, JTI: c.JTI, IssuedAt: c.IAT.Time(),
+		replayKey: "dpop:" + base64.RawURLEncoding.EncodeToString(sum[:]), replayUntil: c.IAT.Time().Add(v.maxAge + v.leeway)}, nil
+}
+
+// Use remembers the jti of a proof that Verify accepted, for as long as the
+// proof could be accepted (RFC 9449 §11.1); a proof used before, here or on
+// any instance sharing the ReplayCache, is refused with an *Error. Any
+// other error means the replay cache failed.
+func (v *Validator) Use(ctx context.Context, p *Proof) error {
+	if p == nil || p.replayKey == "" {
+		return invalid("the proof was not verified")
 	}
-	return &Proof{JKT: jkt, Key: *jwk, JTI: c.JTI, IssuedAt: c.IAT.Time()}, nil
+	if err := v.replay.Use(ctx, p.replayKey, p.replayUntil); err != nil {
+		if errors.Is(err, ErrReplayed) {
+			return invalid("the proof was already used (jti)")
+		}
+		return fmt.Errorf("dpop: replay cache: %w", err)
+	}
+	return nil
 }
 
 // checkHeader reads the protected header before any key is used: typ must

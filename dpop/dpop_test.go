@@ -300,3 +300,57 @@ func TestCompact(t *testing.T) {
 		}
 	}
 }
+
+// countingCache is a ReplayCache that counts what it is asked to store.
+type countingCache struct {
+	dpop.MemoryReplayCache
+	uses int
+}
+
+func (c *countingCache) Use(ctx context.Context, key string, expiresAt time.Time) error {
+	c.uses++
+	return c.MemoryReplayCache.Use(ctx, key, expiresAt)
+}
+
+// TestVerifyWritesNothing: Verify checks a proof without storing its jti,
+// so a server can authenticate the request before anything is written; Use
+// stores it once, and a second Use of the proof (or of a copy verified again)
+// is refused. Check is both.
+func TestVerifyWritesNothing(t *testing.T) {
+	cache := &countingCache{MemoryReplayCache: dpop.MemoryReplayCache{Now: func() time.Time { return t0 }}}
+	v, err := dpop.New(dpop.Config{Replay: cache, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := dpoptest.NewKey("ES256")
+	k.Now = func() time.Time { return t0 }
+	proof := []string{k.Proof("POST", target, "")}
+	req := dpop.Request{Method: "POST", URL: target}
+
+	p, err := v.Verify(proof, req)
+	if err != nil || p.JKT != k.JKT() {
+		t.Fatalf("Verify: %v", err)
+	}
+	if _, err := v.Verify(proof, req); err != nil || cache.uses != 0 {
+		t.Fatalf("Verify twice: %v, %d replay-cache writes, want none", err, cache.uses)
+	}
+	if err := v.Use(context.Background(), p); err != nil || cache.uses != 1 {
+		t.Fatalf("Use: %v (%d writes)", err, cache.uses)
+	}
+	again, _ := v.Verify(proof, req)
+	var de *dpop.Error
+	if err := v.Use(context.Background(), again); !errors.As(err, &de) || de.Code != dpop.CodeInvalidProof {
+		t.Fatalf("Use of a replayed proof: got %v, want invalid_dpop_proof", err)
+	}
+	if _, err := v.Check(context.Background(), proof, req); !errors.As(err, &de) {
+		t.Fatalf("Check of a used proof: got %v, want invalid_dpop_proof", err)
+	}
+	if err := v.Use(context.Background(), &dpop.Proof{JKT: p.JKT, JTI: p.JTI}); !errors.As(err, &de) {
+		t.Fatalf("Use of a proof Verify never saw: got %v, want a refusal", err)
+	}
+	before := cache.uses
+	bad, err := v.Verify([]string{k.Proof("GET", target, "")}, req)
+	if err == nil || bad != nil || cache.uses != before {
+		t.Fatalf("Verify of a proof for another method: %v, %d writes", err, cache.uses)
+	}
+}

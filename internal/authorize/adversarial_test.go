@@ -86,6 +86,8 @@ func TestAdversarial(t *testing.T) {
 		{name: "adv13/id_token-for-code-only-client", set: map[string]string{"response_type": "id_token"}, want: want{kind: fragment, err: "unauthorized_client"}},
 		{name: "adv14/implicit-without-nonce", client: "imp", del: []string{"nonce"}, want: want{kind: fragment, err: "invalid_request"}},
 		{name: "adv14/implicit-id_token-without-nonce", client: "imp", set: map[string]string{"response_type": "id_token"}, del: []string{"nonce"}, want: want{kind: fragment, err: "invalid_request"}},
+		// A nonce only with an ID token (OIDC Core §3.2.2.1): RFC 6749 §4.2 has none.
+		{name: "adv14/implicit-token-only-without-nonce-answered", client: "imp", set: map[string]string{"response_type": "token", "scope": "profile"}, del: []string{"nonce"}, want: want{kind: fragment}},
 		{name: "adv15/prompt-none-no-session", anon: true, set: map[string]string{"prompt": "none", "state": "exact-ßtate/+?&="}, want: want{kind: query, err: "login_required"}},
 		{name: "adv15/prompt-none-no-session-confidential", client: "web", anon: true, set: map[string]string{"prompt": "none"}, want: want{kind: query, err: "login_required"}},
 		{name: "adv15/prompt-none-no-session-implicit", client: "imp", anon: true, set: map[string]string{"prompt": "none"}, want: want{kind: fragment, err: "login_required"}},

@@ -186,7 +186,9 @@ func TestValidation(t *testing.T) {
 		{name: "nonce/optional-for-code", del: []string{"nonce"}, want: want{kind: q}},
 		{name: "nonce/required-id_token-token", client: "imp", del: []string{"nonce"}, want: want{kind: fr, err: "invalid_request"}},
 		{name: "nonce/required-id_token", client: "imp", set: map[string]string{"response_type": "id_token"}, del: []string{"nonce"}, want: want{kind: fr, err: "invalid_request"}},
-		{name: "nonce/required-token", client: "imp", set: map[string]string{"response_type": "token"}, del: []string{"nonce"}, want: want{kind: fr, err: "invalid_request"}},
+		// RFC 6749 §4.2: an access token alone needs no nonce (OIDC Core §3.2.2.1 asks for one with an ID token).
+		{name: "nonce/not-required-token", client: "imp", set: map[string]string{"response_type": "token"}, del: []string{"nonce"}, want: want{kind: fr}},
+		{name: "nonce/not-required-token-oauth-only", client: "imp", set: map[string]string{"response_type": "token", "scope": "profile"}, del: []string{"nonce"}, want: want{kind: fr}},
 		{name: "nonce/empty", client: "imp", set: map[string]string{"nonce": ""}, want: want{kind: fr, err: "invalid_request"}},
 
 		// PKCE (RFC 7636, OAuth 2.1 §4.1.1).
@@ -234,7 +236,8 @@ func TestValidation(t *testing.T) {
 		{name: "id_token_hint/alg-none", set: map[string]string{"id_token_hint": "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJpc3MiOiJ4Iiwic3ViIjoiYWxpY2UifQ."}, want: want{kind: q, err: "invalid_request"}},
 		{name: "id_token_hint/checked-before-prompt-none", anon: true, set: map[string]string{"id_token_hint": "not-a-jwt", "prompt": "none"}, want: want{kind: q, err: "invalid_request"}},
 		{name: "login_hint/accepted", set: map[string]string{"login_hint": "alice"}, want: want{kind: q}},
-		{name: "login_hint/too-long-ignored", set: map[string]string{"login_hint": long}, want: want{kind: q}},
+		{name: "login_hint/at-limit", set: map[string]string{"login_hint": long[:256]}, want: want{kind: q}},
+		{name: "login_hint/too-long-refused", set: map[string]string{"login_hint": long}, want: want{kind: q, err: "invalid_request"}},
 
 		// Session rule: no session → sign-in page.
 		{name: "session/none-sign-in-page", anon: true, want: want{kind: login}},

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/castellan-auth/castellan/internal/clock"
@@ -44,6 +46,14 @@ type Handler struct {
 	Log        *slog.Logger
 	// PendingTTL is how long a person has to sign in and consent.
 	PendingTTL time.Duration
+	// ClientIP tells the address pending requests are counted against, and
+	// Limits how many one address, and all together, may hold.
+	ClientIP Addresses
+	Limits   storage.PendingLimits
+
+	// fullNoticed is when the warning that every pending request is taken
+	// was last logged (Unix seconds): a flood must not flood the log too.
+	fullNoticed atomic.Int64
 	// Pushed, if set, holds pushed authorization requests (RFC 9126), which
 	// requests then name by request_uri; RequirePAR refuses requests that
 	// were not pushed, for every client.
@@ -69,14 +79,10 @@ type flow struct {
 }
 
 func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
-	params := r.URL.Query()
-	if r.Method == http.MethodPost {
-		// OIDC Core §3.1.2.1: POST carries the parameters form-encoded in the body.
-		if err := r.ParseForm(); err != nil {
-			h.showError(w, r, pageError("the request body could not be read"))
-			return
-		}
-		params = r.PostForm
+	params, e := readParams(w, r)
+	if e != nil {
+		h.showError(w, r, e)
+		return
 	}
 	if h.pushedRequest(params) {
 		h.pushed(w, r, params)
@@ -104,6 +110,35 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 	h.proceed(w, r, f)
 }
 
+// readParams reads the parameters of an authorization request, within
+// oauth.MaxRequestBytes and oauth.MaxRequestParameters: a request is parsed
+// only once it is known to be small.
+func readParams(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.Error) {
+	tooLarge := pageError("the request is longer than " + strconv.Itoa(oauth.MaxRequestBytes) +
+		" bytes or has more than " + strconv.Itoa(oauth.MaxRequestParameters) + " parameters")
+	// Even a POST's query is parsed (into r.Form) by ParseForm.
+	params, ok := oauth.ParseRequestQuery(r.URL.RawQuery)
+	if !ok {
+		return nil, tooLarge
+	}
+	if r.Method == http.MethodPost {
+		// OIDC Core §3.1.2.1: POST carries the parameters form-encoded in the body.
+		r.Body = http.MaxBytesReader(w, r.Body, oauth.MaxRequestBytes)
+		if err := r.ParseForm(); err != nil {
+			var mb *http.MaxBytesError
+			if errors.As(err, &mb) {
+				return nil, tooLarge
+			}
+			return nil, pageError("the request body could not be read")
+		}
+		params = r.PostForm
+	}
+	if oauth.TooManyParameters(params) {
+		return nil, tooLarge
+	}
+	return params, nil
+}
+
 // hint reads id_token_hint: the subject the client expects to be signed in.
 func (h *Handler) hint(params url.Values, req *Request) *oauth.Error {
 	if hint := params.Get("id_token_hint"); hint != "" {
@@ -116,15 +151,9 @@ func (h *Handler) hint(params url.Values, req *Request) *oauth.Error {
 	return nil
 }
 
-// client looks a client up, turning "unknown" into a page error.
+// client looks a client up.
 func (h *Handler) client(ctx context.Context) func(string) (storage.Client, error) {
-	return func(id string) (storage.Client, error) {
-		c, err := h.Store.GetClient(ctx, id)
-		if errors.Is(err, storage.ErrNotFound) {
-			return c, pageError("unknown client_id")
-		}
-		return c, err
-	}
+	return func(id string) (storage.Client, error) { return h.Store.GetClient(ctx, id) }
 }
 
 // proceed applies the session rule to a validated request: sign in if needed,
@@ -220,16 +249,16 @@ func (h *Handler) ensurePending(w http.ResponseWriter, r *http.Request, f *flow)
 	if f.pending != "" {
 		return nil
 	}
-	data, err := json.Marshal(f.req)
-	if err != nil {
-		return err
+	data, e := EncodeRequest(f.req)
+	if e != nil {
+		return e
 	}
 	now := h.Clock.Now()
 	id := opaque.New()
-	err = h.Store.CreatePendingRequest(r.Context(), storage.PendingRequest{
+	err := h.Store.CreatePendingRequest(r.Context(), storage.PendingRequest{
 		IDHash: opaque.Hash(id), BrowserHash: opaque.Hash(h.CSRF.Browser(w, r)), ClientID: f.client.ID,
-		Request: data, CreatedAt: now, ExpiresAt: now.Add(h.PendingTTL),
-	})
+		Request: data, CreatedAt: now, ExpiresAt: now.Add(h.PendingTTL), AddressHash: AddressKey(h.ClientIP.Of(r)),
+	}, h.Limits)
 	if err != nil {
 		return err
 	}
@@ -268,7 +297,7 @@ func (h *Handler) flowOf(r *http.Request, p storage.PendingRequest, id string) (
 	}
 	c, err := h.Store.GetClient(r.Context(), p.ClientID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, pageError("unknown client_id")
+		return nil, &clientError{clientID: p.ClientID, reason: "the client of a pending request was removed"}
 	}
 	if err != nil {
 		return nil, err

@@ -26,12 +26,10 @@ var fuzzClients = map[string]storage.Client{
 	"svc": {ID: "svc", TokenEndpointAuthMethod: "client_secret_post", GrantTypes: []string{"client_credentials"}, Scopes: []string{"api:read"}},
 }
 
-var errUnknownClient = errors.New("unknown client")
-
 func fuzzLookup(id string) (storage.Client, error) {
 	c, ok := fuzzClients[id]
 	if !ok {
-		return c, errUnknownClient
+		return c, storage.ErrNotFound
 	}
 	return c, nil
 }
@@ -41,8 +39,9 @@ func fuzzLookup(id string) (storage.Client, error) {
 // redirected until client and redirect URI are known good, and the redirect
 // URI is then a registered one (RFC 9700 §4.1); a request that passes is
 // internally consistent (PKCE S256 for public clients, scopes the client may
-// ask for, no repeated parameter, state bounded and echoed exactly, nonce for
-// the implicit grant, prompt=none alone); errors carry a known code.
+// ask for, no repeated parameter, every parameter within its limit, state
+// echoed exactly, a nonce with an ID token, prompt=none alone); errors carry
+// a known code.
 func FuzzAuthorizationRequest(f *testing.F) {
 	challenge := "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 	base := "client_id=spa&redirect_uri=" + url.QueryEscape("http://127.0.0.1:9100/callback") +
@@ -109,7 +108,7 @@ func FuzzAuthorizationRequest(f *testing.F) {
 		if req.Implicit() && req.ResponseType != "" && req.ResponseMode == ModeQuery && e == nil {
 			t.Fatalf("validate(%q): tokens in a query", raw)
 		}
-		if len(req.State) > MaxStateLength || (req.State != "" && req.State != params.Get("state")) {
+		if len(req.State) > oauth.MaxStateLength || (req.State != "" && req.State != params.Get("state")) {
 			t.Fatalf("validate(%q): state %q", raw, req.State)
 		}
 		if e != nil {
@@ -136,8 +135,13 @@ func FuzzAuthorizationRequest(f *testing.F) {
 		if req.CodeChallenge != "" && (req.CodeChallengeMethod != oauth.PKCES256 || req.CodeChallenge != params.Get("code_challenge")) {
 			t.Fatalf("validate(%q): challenge %q method %q", raw, req.CodeChallenge, req.CodeChallengeMethod)
 		}
-		if req.Implicit() && req.Nonce == "" {
-			t.Fatalf("validate(%q): implicit without nonce", raw)
+		if req.Returns(oauth.ResponseIDToken) && req.Nonce == "" {
+			t.Fatalf("validate(%q): ID token from the authorization endpoint without nonce", raw)
+		}
+		for _, l := range append(oauth.IdentityLimits, oauth.RequestLimits...) {
+			if l.Exceeded(params) {
+				t.Fatalf("validate(%q): %s over its limit accepted", raw, l.Name)
+			}
 		}
 		if req.HasPrompt(PromptNone) && len(req.Prompt) != 1 {
 			t.Fatalf("validate(%q): prompt %q", raw, req.Prompt)

@@ -118,10 +118,24 @@ func TestImplicit(t *testing.T) {
 		}
 	})
 
-	t.Run("without-nonce-invalid_request", func(t *testing.T) {
-		for _, rt := range []string{"token", "id_token token", "id_token"} {
-			req := minus(with(request("imp"), "response_type", rt), "nonce")
-			f.outcome(t, get(t, a, f.authorize(req)), req, want{kind: fragment, err: "invalid_request"})
+	// OIDC Core §3.2.2.1 asks for a nonce when an ID token is returned;
+	// RFC 6749 §4.2 has none: the legacy OAuth 2.0 implicit grant, an access
+	// token alone, is answered without one.
+	t.Run("nonce-only-with-an-id_token", func(t *testing.T) {
+		for _, tc := range []struct {
+			rt, scope string
+			err       string
+		}{
+			{"id_token token", "openid profile", "invalid_request"},
+			{"id_token", "openid profile", "invalid_request"},
+			{"token", "openid profile", ""},
+			{"token", "profile", ""},
+		} {
+			req := minus(with(request("imp"), "response_type", tc.rt, "scope", tc.scope), "nonce")
+			p := f.outcome(t, get(t, a, f.authorize(req)), req, want{kind: fragment, err: tc.err})
+			if tc.err == "" {
+				expectKeys(t, p, "access_token", "expires_in", "iss", "scope", "state", "token_type")
+			}
 		}
 	})
 

@@ -3,6 +3,7 @@ package authorize
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -10,11 +11,17 @@ import (
 	"github.com/castellan-auth/castellan/internal/oauth"
 	"github.com/castellan-auth/castellan/internal/opaque"
 	"github.com/castellan-auth/castellan/internal/storage"
+	"github.com/castellan-auth/castellan/internal/web"
 )
 
 // RequestURIPrefix starts every request_uri Castellan hands out for a pushed
 // authorization request (RFC 9126 §2.2).
 const RequestURIPrefix = "urn:ietf:params:oauth:request_uri:"
+
+// ErrRequestURIUnknown refuses a request_uri that names no pushed request of
+// the client it comes with; an unknown client_id gets the same answer, so
+// that it cannot be told from a known one.
+var ErrRequestURIUnknown = &oauth.Error{Code: oauth.ErrInvalidRequestURI, Description: "request_uri is unknown, expired or already used; push the request again"}
 
 // PushedRequests keeps the requests clients pushed (RFC 9126) until the
 // authorization they start completes.
@@ -26,7 +33,9 @@ type PushedRequests interface {
 	// enforced at the point of authorization, not at the first visit); any
 	// other browser cannot. An unknown, expired, completed, foreign or other
 	// browser's one is an *oauth.Error with code invalid_request_uri.
-	Take(ctx context.Context, requestURI, clientID string, browserHash []byte) ([]byte, error)
+	// A claimed request is counted against the limits of the browser's
+	// client address (addressHash, see AddressKey), as a pending request.
+	Take(ctx context.Context, requestURI, clientID string, browserHash, addressHash []byte) ([]byte, error)
 	// Complete consumes the request whose request_uri has SHA-256 idHash:
 	// a request_uri answers once (RFC 9126 §7.3). Of two concurrent calls
 	// only one succeeds; the other gets invalid_request_uri.
@@ -38,6 +47,9 @@ type PushedRequests interface {
 // and returns it encoded for storage. Its errors are *oauth.Error values for
 // a JSON answer.
 func (h *Handler) ValidatePushed(params url.Values, c storage.Client) ([]byte, error) {
+	if l, over := oauth.FirstExceeded(params, oauth.IdentityLimits); over {
+		return nil, oauth.Errorf(oauth.ErrInvalidRequest, "%s", l.Description())
+	}
 	if ids := params["client_id"]; len(ids) > 1 || (len(ids) == 1 && ids[0] != c.ID) {
 		return nil, oauth.Errorf(oauth.ErrInvalidRequest, "client_id differs from the authenticated client")
 	}
@@ -57,7 +69,11 @@ func (h *Handler) ValidatePushed(params url.Values, c storage.Client) ([]byte, e
 	if e := h.hint(params, req); e != nil {
 		return nil, e
 	}
-	return json.Marshal(req)
+	data, e := EncodeRequest(req)
+	if e != nil {
+		return nil, e
+	}
+	return data, nil
 }
 
 // pushedRequest reports whether an authorization request refers to a pushed
@@ -80,6 +96,10 @@ func (h *Handler) pushedRequest(params url.Values) bool {
 // client authenticated the push. Until the pushed request is found, its
 // redirect URI is unknown, so errors are shown on Castellan's page.
 func (h *Handler) pushed(w http.ResponseWriter, r *http.Request, params url.Values) {
+	if l, over := oauth.FirstExceeded(params, append(oauth.IdentityLimits, oauth.Limit{Name: "request_uri", Max: oauth.MaxRequestURILength})); over {
+		h.showError(w, r, pageError(l.Description()))
+		return
+	}
 	for _, k := range []string{"client_id", "request_uri"} {
 		if len(params[k]) > 1 {
 			h.showError(w, r, pageError(k+" is repeated"))
@@ -93,12 +113,17 @@ func (h *Handler) pushed(w http.ResponseWriter, r *http.Request, params url.Valu
 		return
 	}
 	c, err := h.client(r.Context())(id)
+	if errors.Is(err, storage.ErrNotFound) {
+		h.Log.Info("authorization request refused", "request_id", web.RequestID(r.Context()), "client_id", id, "reason", "unknown client_id with a request_uri")
+		h.showError(w, r, ErrRequestURIUnknown)
+		return
+	}
 	if err != nil {
 		h.showError(w, r, err)
 		return
 	}
 	requestURI := params.Get("request_uri")
-	data, err := h.Pushed.Take(r.Context(), requestURI, c.ID, opaque.Hash(h.CSRF.Browser(w, r)))
+	data, err := h.Pushed.Take(r.Context(), requestURI, c.ID, opaque.Hash(h.CSRF.Browser(w, r)), AddressKey(h.ClientIP.Of(r)))
 	if err != nil {
 		h.showError(w, r, err)
 		return

@@ -1,6 +1,7 @@
 package authorize
 
 import (
+	"errors"
 	"net/url"
 	"strconv"
 	"strings"
@@ -19,10 +20,6 @@ const (
 	ModeFormPost   = "form_post"
 	ModeWebMessage = "web_message"
 )
-
-// MaxStateLength bounds the state parameter; longer states are refused with
-// invalid_request (documented limit; a 2 KB state is echoed exactly).
-const MaxStateLength = 4096
 
 // Prompt values (OIDC Core §3.1.2.1).
 const (
@@ -49,7 +46,7 @@ type Request struct {
 	CodeChallenge       string    `json:"code_challenge,omitempty"`
 	CodeChallengeMethod string    `json:"code_challenge_method,omitempty"`
 	Prompt              []string  `json:"prompt,omitempty"`
-	MaxAge              int       `json:"max_age"` // -1: absent
+	MaxAge              int64     `json:"max_age"` // -1: absent
 	LoginHint           string    `json:"login_hint,omitempty"`
 	IDTokenHintSubject  string    `json:"id_token_hint_sub,omitempty"`
 	StartedAt           time.Time `json:"started_at"`
@@ -100,7 +97,13 @@ var parameters = []string{
 
 // identify is the first step: the client and the redirect URI. Until both are
 // known to be valid nothing is redirected (RFC 6749 §4.1.2.1, RFC 9700 §4.1).
+// What it refuses because of a registration (an unknown client, a redirect
+// URI not registered for it, …) is a *clientError: every such refusal looks
+// the same, so the page does not tell which client ids exist.
 func identify(params url.Values, lookup func(id string) (storage.Client, error)) (storage.Client, string, bool, error) {
+	if l, over := oauth.FirstExceeded(params, oauth.IdentityLimits); over {
+		return storage.Client{}, "", false, pageError(l.Description())
+	}
 	for _, k := range []string{"client_id", "redirect_uri"} {
 		if len(params[k]) > 1 {
 			return storage.Client{}, "", false, pageError(k + " is repeated")
@@ -111,14 +114,65 @@ func identify(params url.Values, lookup func(id string) (storage.Client, error))
 		return storage.Client{}, "", false, pageError("client_id is missing")
 	}
 	c, err := lookup(id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Client{}, "", false, refusedClient(params, "unknown client_id")
+	}
 	if err != nil {
 		return storage.Client{}, "", false, err
 	}
 	uri, given, e := redirectFor(params, c)
 	if e != nil {
-		return storage.Client{}, "", false, e
+		return storage.Client{}, "", false, refusedClient(params, e.Description)
 	}
 	return c, uri, given, nil
+}
+
+// clientError refuses an authorization request because of what is (or is
+// not) registered for its client_id. The page says the same for every one;
+// reason is for the log, and hint depends on the request alone.
+type clientError struct {
+	clientID, redirectURI string
+	reason                string
+	hint                  string
+}
+
+func (e *clientError) Error() string { return e.reason }
+
+// errClientOrRedirect is what a person (and anyone probing for client ids)
+// sees for every clientError.
+var errClientOrRedirect = pageError("the client_id or the redirect_uri is not valid")
+
+func refusedClient(params url.Values, reason string) *clientError {
+	return &clientError{clientID: params.Get("client_id"), redirectURI: params.Get("redirect_uri"), reason: reason,
+		hint: loopbackHint(params.Get("redirect_uri"))}
+}
+
+// loopbackHint explains the one refusal people trip over: RFC 8252 §7.3's
+// any-port exception is for loopback IP literals only, so a
+// http://localhost:PORT redirect URI must be registered with that port
+// (§8.3: localhost may not resolve to the loopback interface). It reads only
+// the request, so it tells nothing about any registration.
+func loopbackHint(redirectURI string) string {
+	u, err := url.Parse(redirectURI)
+	if err != nil || u.Scheme != "http" || !strings.EqualFold(u.Hostname(), "localhost") {
+		return ""
+	}
+	// The host is not named: the page never repeats the refused URI.
+	return "Only http://127.0.0.1 and http://[::1] redirect URIs may use any port (RFC 8252 §7.3); one with a host name must match a registered redirect URI exactly, port included."
+}
+
+// LocalhostPortRedirects are c's redirect URIs of the form
+// http://localhost:PORT/…: they are matched exactly, port included, which
+// surprises whoever expected the loopback any-port exception (RFC 8252
+// §7.3, for IP literals only), so the server warns about them at start.
+func LocalhostPortRedirects(c storage.Client) []string {
+	var out []string
+	for _, r := range c.RedirectURIs {
+		if u, err := url.Parse(r); err == nil && u.Scheme == "http" && strings.EqualFold(u.Hostname(), "localhost") && u.Port() != "" {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // redirectFor checks that client c uses the authorization endpoint and finds
@@ -150,7 +204,7 @@ func validate(params url.Values, c storage.Client, req *Request, now time.Time) 
 	req.StartedAt = now
 	req.ResponseType = normalizeResponseType(p("response_type"))
 	req.ResponseMode = defaultMode(req.ResponseType)
-	if s := params["state"]; len(s) == 1 && len(s[0]) <= MaxStateLength {
+	if s := params["state"]; len(s) == 1 && len(s[0]) <= oauth.MaxStateLength {
 		req.State = s[0]
 	}
 	// RFC 6749 §3.1: parameters MUST NOT be repeated, and unrecognized ones
@@ -182,10 +236,13 @@ func validate(params url.Values, c storage.Client, req *Request, now time.Time) 
 		}
 		req.ResponseMode = mode
 	default:
+		if l := (oauth.Limit{Name: "response_mode", Max: oauth.MaxResponseModeLength}); l.Exceeded(params) {
+			return redirectError(oauth.ErrInvalidRequest, l.Description())
+		}
 		return redirectError(oauth.ErrInvalidRequest, "unsupported response_mode")
 	}
-	if len(p("state")) > MaxStateLength {
-		return redirectError(oauth.ErrInvalidRequest, "state longer than "+strconv.Itoa(MaxStateLength)+" characters")
+	if l, over := oauth.FirstExceeded(params, oauth.RequestLimits); over {
+		return redirectError(oauth.ErrInvalidRequest, l.Description())
 	}
 	switch {
 	case p("response_type") == "":
@@ -203,6 +260,9 @@ func validate(params url.Values, c storage.Client, req *Request, now time.Time) 
 		return redirectError(oauth.ErrRequestURINotSupported, "request_uri is not supported")
 	}
 
+	if len(strings.Fields(p("scope"))) > oauth.MaxScopeValues {
+		return redirectError(oauth.ErrInvalidRequest, "scope has more than "+strconv.Itoa(oauth.MaxScopeValues)+" values")
+	}
 	scopes, ok := oauth.ParseScope(p("scope"))
 	switch {
 	case !ok:
@@ -227,10 +287,12 @@ func validate(params url.Values, c storage.Client, req *Request, now time.Time) 
 	}
 
 	req.Nonce = p("nonce")
-	if req.Implicit() && req.Nonce == "" {
-		// OIDC Core §3.2.2.1: nonce is required when tokens come from this endpoint;
-		// it is what ties a token in the fragment to the request that asked for it.
-		return redirectError(oauth.ErrInvalidRequest, "nonce is required for the implicit grant")
+	if req.Returns(oauth.ResponseIDToken) && req.Nonce == "" {
+		// OIDC Core §3.2.2.1, §3.3.2.11: nonce is required when an ID token
+		// comes from this endpoint; it ties the ID token in the fragment to
+		// the request that asked for it. RFC 6749 §4.2 has no nonce: an
+		// access token alone (response_type=token) needs none.
+		return redirectError(oauth.ErrInvalidRequest, "nonce is required when an ID token is returned from the authorization endpoint")
 	}
 
 	if err := validatePKCE(p, c, req); err != nil {
@@ -259,18 +321,16 @@ func validate(params url.Values, c storage.Client, req *Request, now time.Time) 
 	}
 	req.MaxAge = -1
 	if v := p("max_age"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
+		n, ok := oauth.ParseMaxAge(v)
+		if !ok {
 			return redirectError(oauth.ErrInvalidRequest, "max_age must be a non-negative integer")
 		}
 		req.MaxAge = n
 	}
-	if len(p("login_hint")) <= 256 {
-		req.LoginHint = p("login_hint")
-	}
+	req.LoginHint = p("login_hint") // bounded by oauth.MaxLoginHintLength above
 	// display, ui_locales, claims_locales, acr_values, claims and unknown
 	// parameters are ignored (OIDC Core §3.1.2.1 permits it; discovery says
-	// claims_parameter_supported is false).
+	// claims_parameter_supported is false), within their limits.
 	return nil
 }
 

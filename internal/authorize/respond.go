@@ -117,6 +117,13 @@ func (h *Handler) implicit(ctx context.Context, f *flow, s storage.Session, u st
 // fail answers with an error: on Castellan's own page unless the error is known
 // to be safe to send to the client's validated redirect URI.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f *flow, err error) {
+	var full *storage.FullError
+	if errors.As(err, &full) {
+		// Nothing was wrong with the request: it can be sent again (a pushed
+		// one too, so its request_uri is not used up).
+		h.showFull(w, r, full)
+		return
+	}
 	var oe *oauth.Error
 	if !errors.As(err, &oe) {
 		h.Log.Error("authorization endpoint", "request_id", web.RequestID(r.Context()), "err", err)
@@ -142,16 +149,31 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f *flow, err erro
 
 // showError renders an error on Castellan's origin; it never redirects.
 func (h *Handler) showError(w http.ResponseWriter, r *http.Request, err error) {
+	var full *storage.FullError
+	if errors.As(err, &full) {
+		h.showFull(w, r, full)
+		return
+	}
+	var hint string
+	var ce *clientError
+	if errors.As(err, &ce) {
+		// The reason stays in the log: told on the page, it would let anyone
+		// find out which client ids exist.
+		h.Log.Info("authorization request refused", "request_id", web.RequestID(r.Context()),
+			"client_id", ce.clientID, "redirect_uri", ce.redirectURI, "reason", ce.reason)
+		err, hint = errClientOrRedirect, ce.hint
+	}
 	var oe *oauth.Error
 	if !errors.As(err, &oe) {
 		h.Log.Error("authorization endpoint", "request_id", web.RequestID(r.Context()), "err", err)
 		h.Pages.Error(w, r, http.StatusInternalServerError, "Something went wrong", web.ErrorPage{Message: "Please try again in a moment."})
 		return
 	}
-	h.Pages.Error(w, r, http.StatusBadRequest, "The request cannot be processed", web.ErrorPage{
-		Message: "The application sent an authorization request Castellan cannot accept: " + oe.Description + ".",
-		Detail:  oe.Code,
-	})
+	msg := "The application sent an authorization request Castellan cannot accept: " + oe.Description + "."
+	if hint != "" {
+		msg += " " + hint
+	}
+	h.Pages.Error(w, r, http.StatusBadRequest, "The request cannot be processed", web.ErrorPage{Message: msg, Detail: oe.Code})
 }
 
 // deliver sends an authorization response (or error) to the redirect URI with

@@ -152,11 +152,12 @@ func TestSessionRule(t *testing.T) {
 		}
 	})
 
-	t.Run("pending/expires-after-15-minutes", func(t *testing.T) {
+	t.Run("pending/expires-after-authorize.pending_ttl", func(t *testing.T) {
+		ttl := f.env.Config.Authorize.PendingTTL.D()
 		for _, tc := range []struct {
 			wait time.Duration
 			ok   bool
-		}{{14*time.Minute + 59*time.Second, true}, {15 * time.Minute, false}, {16 * time.Minute, false}} {
+		}{{ttl - time.Second, true}, {ttl, false}, {ttl + time.Minute, false}} {
 			a := f.agent("alice")
 			req := request("spa")
 			toLogin := get(t, a, f.authorize(req))
@@ -325,7 +326,7 @@ func TestSessionRule(t *testing.T) {
 			"alice":                            `value="alice"`,
 			`"><script>alert(1)</script>`:      `value="&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"`,
 			"bob@example.com":                  `value="bob@example.com"`,
-			strings.Repeat("h", 257):           `value=""`,
+			strings.Repeat("h", 256):           `value="` + strings.Repeat("h", 256) + `"`,
 			`' onfocus='alert(1)' autofocus='`: `value="&#39; onfocus=&#39;alert(1)&#39; autofocus=&#39;"`,
 		} {
 			a := f.agent("alice")

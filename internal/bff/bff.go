@@ -45,6 +45,8 @@ type Store interface {
 	storage.BFFSessions
 	storage.ReplayCache
 	storage.WriteProbe
+	// DeleteExpired removes replay-cache entries past their lifetime.
+	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 }
 
 // Deps are what New needs besides the configuration.
@@ -160,10 +162,14 @@ func (g *Gateway) Run(ctx context.Context) {
 }
 
 // Sweep removes sessions past their idle or absolute timeout and returns how
-// many went. Expired sessions are refused when presented anyway; this only
-// keeps storage small.
+// many went, and the used login states and logout tokens the replay cache
+// no longer needs. Expired sessions are refused when presented anyway; this
+// only keeps storage small.
 func (g *Gateway) Sweep(ctx context.Context) (int64, error) {
 	now := g.clock.Now()
+	if _, err := g.store.DeleteExpired(ctx, now); err != nil {
+		return 0, err
+	}
 	var total int64
 	for {
 		n, err := g.store.DeleteExpiredBFFSessions(ctx, now.Add(-g.cfg.Session.IdleTimeout.D()), now, 500)

@@ -172,6 +172,11 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) {
 		callbackError(w, http.StatusBadRequest, "Sign-in did not complete. Please try again.")
 		return
 	}
+	if !g.useLoginState(ctx, state, st) {
+		g.log.Info("bff: callback refused: the login state was used meanwhile")
+		callbackError(w, http.StatusBadRequest, "The sign-in link is invalid or has been used already. Please sign in again.")
+		return
+	}
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
 		callbackError(w, http.StatusBadGateway, "Sign-in did not complete. Please try again.")
@@ -211,9 +216,10 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, g.cfg.PublicURL+st.ReturnURL, http.StatusFound)
 }
 
-// takeLoginState opens the login-state cookie named by state, clears it, and
-// consumes the state in the replay cache, so that a callback URL works once
-// even if the cookie was copied (RFC 9700 §4.7).
+// takeLoginState opens the login-state cookie named by state and clears it.
+// A state already used (remembered by useLoginState) is refused here, before
+// its code goes to the provider, so a callback URL works once even if the
+// cookie was copied (RFC 9700 §4.7); this only reads storage.
 func (g *Gateway) takeLoginState(w http.ResponseWriter, r *http.Request, state string) (loginState, bool) {
 	var st loginState
 	if state == "" || len(state) > 256 {
@@ -237,14 +243,32 @@ func (g *Gateway) takeLoginState(w http.ResponseWriter, r *http.Request, state s
 	if subtle.ConstantTimeCompare([]byte(st.State), []byte(state)) != 1 || !now.Before(st.Expires) {
 		return st, false
 	}
-	if err := g.store.Remember(r.Context(), "bff-login:"+hex.EncodeToString(hashID(state)), st.Expires, now); err != nil {
-		if !errors.Is(err, storage.ErrConflict) {
-			g.log.Error("bff: remember login state", "err", err)
-		}
+	used, err := g.store.Remembered(r.Context(), loginStateKey(state), now)
+	if err != nil {
+		g.log.Error("bff: read login state", "err", err)
 		return st, false
 	}
-	return st, true
+	return st, !used
 }
+
+// useLoginState records that the login state st (named by state) has
+// signed someone in. It is written only now, once the provider redeemed the
+// code and the ID token carries the state's nonce: anyone can fetch a
+// login-state cookie from /bff/login, and a callback with a made-up code
+// must not make the gateway store anything. Of two callbacks racing with one
+// state (a copied cookie, or a request sent twice before the first answer),
+// only one gets here with true; the provider has seen the code twice by
+// then and revokes what it issued, as for any replayed code.
+func (g *Gateway) useLoginState(ctx context.Context, state string, st loginState) bool {
+	err := g.store.Remember(ctx, loginStateKey(state), st.Expires, g.clock.Now())
+	if err != nil && !errors.Is(err, storage.ErrConflict) {
+		g.log.Error("bff: remember login state", "err", err)
+	}
+	return err == nil
+}
+
+// loginStateKey is the replay-cache key of a used login state.
+func loginStateKey(state string) string { return "bff-login:" + hex.EncodeToString(hashID(state)) }
 
 // accessExpiry is when tok's access token expires by the gateway's clock.
 // Without expires_in it is treated as short-lived.

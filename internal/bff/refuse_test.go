@@ -4,6 +4,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -553,4 +555,56 @@ func TestPendingLogins(t *testing.T) {
 	if resp.Header.Get("Location") != s.URL+"/latest" {
 		t.Errorf("the newest attempt: got %d to %q, want it to complete", resp.StatusCode, resp.Header.Get("Location"))
 	}
+}
+
+// Anyone can fetch a login-state cookie from /bff/login and bring it back
+// with a made-up code: the gateway stores nothing for that. The state is
+// remembered as used only once the provider redeemed a real code for it, and
+// the sweeper removes it once it expired.
+func TestLoginStateStoredOnlyAfterSignIn(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	used := func(t *testing.T, state string, at time.Time) bool {
+		t.Helper()
+		sum := sha256.Sum256([]byte(state))
+		ok, err := s.store.Remembered(t.Context(), "bff-login:"+hex.EncodeToString(sum[:]), at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+
+	t.Run("made-up-code", func(t *testing.T) {
+		stranger := s.browser("nobody")
+		for range 3 {
+			auth := stranger.startLogin(t, "/").Header.Get("Location")
+			state := mustURL(t, auth).Query().Get("state")
+			resp, _ := stranger.get(t, s.URL+"/bff/callback?"+url.Values{"code": {"made-up"}, "state": {state}}.Encode())
+			if resp.StatusCode < 400 {
+				t.Fatalf("callback with a made-up code: got %d, want an error", resp.StatusCode)
+			}
+			if used(t, state, s.env.Clock.Now()) {
+				t.Fatalf("a callback with a made-up code stored its login state")
+			}
+		}
+	})
+	t.Run("sign-in-then-sweep", func(t *testing.T) {
+		b := s.browser("alice")
+		auth := b.startLogin(t, "/").Header.Get("Location")
+		state := mustURL(t, auth).Query().Get("state")
+		if resp, _ := b.get(t, b.toCallback(t, auth)); resp.StatusCode != http.StatusFound {
+			t.Fatalf("callback: got %d, want 302", resp.StatusCode)
+		}
+		signedIn := s.env.Clock.Now()
+		if !used(t, state, signedIn) {
+			t.Fatal("a completed sign-in did not use up its login state")
+		}
+		s.env.Clock.Advance(time.Hour)
+		if _, err := s.gw.Sweep(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		// Asked at the time of the sign-in, an entry still stored would count.
+		if used(t, state, signedIn) {
+			t.Error("the sweep left an expired login state in the replay cache")
+		}
+	})
 }

@@ -34,6 +34,7 @@ type Config struct {
 	Signing   Signing   `yaml:"signing"`
 	Passwords Passwords `yaml:"passwords"`
 	Throttle  Throttle  `yaml:"throttle"`
+	Authorize Authorize `yaml:"authorize"`
 	PAR       PAR       `yaml:"par"`
 	DPoP      DPoP      `yaml:"dpop"`
 	Debug     Debug     `yaml:"debug"`
@@ -129,6 +130,20 @@ type Throttle struct {
 	MaxDelay  Duration `yaml:"max_delay"`
 	// ResetAfter forgets failures older than this.
 	ResetAfter Duration `yaml:"reset_after"`
+}
+
+// Authorize bounds the authorization requests kept while people sign in
+// (pending requests, and pushed requests, in one table): anyone can make
+// Castellan store one.
+type Authorize struct {
+	// PendingTTL is how long a person has to sign in and consent.
+	PendingTTL Duration `yaml:"pending_ttl"`
+	// MaxPending is the most requests kept in all; past it new sign-ins get
+	// 503 with Retry-After.
+	MaxPending int `yaml:"max_pending"`
+	// MaxPendingPerAddress is the most one client address may hold; past it
+	// that address gets 429 with Retry-After.
+	MaxPendingPerAddress int `yaml:"max_pending_per_address"`
 }
 
 // Debug holds diagnostics that are off by default.
@@ -299,6 +314,11 @@ func Default() Config {
 		},
 		DPoP:            DPoP{Algorithms: []string{"ES256", "EdDSA", "RS256", "PS256"}},
 		ClientAssertion: ClientAssertion{MaxLifetime: Duration(time.Hour)},
+		Authorize: Authorize{
+			PendingTTL:           Duration(10 * time.Minute),
+			MaxPending:           10000,
+			MaxPendingPerAddress: 1000,
+		},
 		Throttle: Throttle{
 			AccountFailures: 5,
 			AddressFailures: 50,

@@ -307,6 +307,21 @@ func TestLoad(t *testing.T) {
 				eq(t, "par.required", c.PAR.Required, true)
 				eq(t, "clients[0].require_pushed_authorization_requests", c.Clients[0].RequirePushedAuthorizationRequests, true)
 			}},
+		{name: "ok/authorize-limits", yaml: "authorize: {pending_ttl: 5m, max_pending: 50000, max_pending_per_address: 5000}\n",
+			check: func(t *testing.T, c *config.Config) {
+				eq(t, "authorize.pending_ttl", c.Authorize.PendingTTL.D(), 5*time.Minute)
+				eq(t, "authorize.max_pending", c.Authorize.MaxPending, 50000)
+				eq(t, "authorize.max_pending_per_address", c.Authorize.MaxPendingPerAddress, 5000)
+			}},
+		{name: "fail/client-id-over-limit", yaml: "clients:\n  - client_id: " + strings.Repeat("c", 257) + "\n    grant_types: [client_credentials]\n    client_secret: " + secret32 + "\n",
+			want: []string{"clients[0].client_id: longer than 256 bytes"}},
+		{name: "fail/redirect-uri-over-limit", yaml: "clients:\n  - client_id: spa\n    redirect_uris: [https://app.example/" + strings.Repeat("p", 2048) + "]\n",
+			want: []string{"clients[0].redirect_uris[0]: longer than 2048 bytes"}},
+		{name: "fail/authorize-pending-ttl-too-long", yaml: "authorize: {pending_ttl: 2h}\n", want: []string{"authorize.pending_ttl: want 1m0s to 1h0m0s"}},
+		{name: "fail/authorize-pending-ttl-too-short", yaml: "authorize: {pending_ttl: 10s}\n", want: []string{"authorize.pending_ttl: want 1m0s to 1h0m0s"}},
+		{name: "fail/authorize-max-pending-zero", yaml: "authorize: {max_pending: 0}\n", want: []string{"authorize.max_pending: want at least 1"}},
+		{name: "fail/authorize-per-address-over-total", yaml: "authorize: {max_pending: 10, max_pending_per_address: 11}\n",
+			want: []string{"authorize.max_pending_per_address: more than authorize.max_pending (10)"}},
 		{name: "fail/private-key-jwt-without-keys", yaml: "clients:\n  - client_id: svc\n    token_endpoint_auth_method: private_key_jwt\n    grant_types: [client_credentials]\n",
 			want: []string{"clients[0].jwks: private_key_jwt needs jwks or jwks_uri"}},
 		{name: "fail/private-key-jwt-jwks-and-uri", yaml: "clients:\n  - client_id: svc\n    token_endpoint_auth_method: private_key_jwt\n    grant_types: [client_credentials]\n" +
@@ -623,4 +638,18 @@ func TestDatabasePool(t *testing.T) {
 			checkRefusal(t, err, path, tt.want)
 		})
 	}
+}
+
+// TestAuthorizeDefaults pins the documented bounds of pending requests and
+// that each can come from the environment.
+func TestAuthorizeDefaults(t *testing.T) {
+	eq(t, "default authorize", config.Default().Authorize,
+		config.Authorize{PendingTTL: config.Duration(10 * time.Minute), MaxPending: 10000, MaxPendingPerAddress: 1000})
+	cfg, err := config.Load("", []string{"CASTELLAN_AUTHORIZE_PENDING_TTL=3m", "CASTELLAN_AUTHORIZE_MAX_PENDING=200",
+		"CASTELLAN_AUTHORIZE_MAX_PENDING_PER_ADDRESS=20"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "authorize from the environment", cfg.Authorize,
+		config.Authorize{PendingTTL: config.Duration(3 * time.Minute), MaxPending: 200, MaxPendingPerAddress: 20})
 }

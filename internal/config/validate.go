@@ -141,6 +141,8 @@ func (c *Config) Validate() []string {
 		v.add("throttle.base_delay", "longer than throttle.max_delay")
 	}
 
+	v.authorize(c.Authorize)
+
 	seen := map[string]int{}
 	for i := range c.Clients {
 		v.client(c, i, seen)
@@ -165,6 +167,27 @@ func (v *validator) log(l Log) {
 	}
 	if !oneOf(l.Level, "debug", "info", "warn", "error") {
 		v.add("log.level", "want debug, info, warn or error, got %q", l.Level)
+	}
+}
+
+// Bounds of the authorize section: a sign-in takes minutes, not hours.
+const (
+	minPendingTTL = time.Minute
+	maxPendingTTL = time.Hour
+)
+
+func (v *validator) authorize(a Authorize) {
+	if a.PendingTTL.D() < minPendingTTL || a.PendingTTL.D() > maxPendingTTL {
+		v.add("authorize.pending_ttl", "want %s to %s, got %s", minPendingTTL, maxPendingTTL, a.PendingTTL.D())
+	}
+	if a.MaxPending < 1 {
+		v.add("authorize.max_pending", "want at least 1")
+	}
+	switch {
+	case a.MaxPendingPerAddress < 1:
+		v.add("authorize.max_pending_per_address", "want at least 1")
+	case a.MaxPendingPerAddress > a.MaxPending:
+		v.add("authorize.max_pending_per_address", "more than authorize.max_pending (%d)", a.MaxPending)
 	}
 }
 
@@ -215,6 +238,9 @@ func (v *validator) client(c *Config, i int, seen map[string]int) {
 	at := func(k string) string { return fmt.Sprintf("clients[%d].%s", i, k) }
 	if cl.ClientID == "" {
 		v.add(at("client_id"), "required")
+	} else if len(cl.ClientID) > oauth.MaxClientIDLength {
+		// Longer ones are refused at the authorization endpoint.
+		v.add(at("client_id"), "longer than %d bytes", oauth.MaxClientIDLength)
 	} else if j, dup := seen[cl.ClientID]; dup {
 		v.add(at("client_id"), "duplicate client id %q (also clients[%d])", cl.ClientID, j)
 	} else {
@@ -262,6 +288,9 @@ func (v *validator) client(c *Config, i int, seen map[string]int) {
 	}
 	for j, u := range cl.RedirectURIs {
 		v.redirectURI(c, fmt.Sprintf("clients[%d].redirect_uris[%d]", i, j), u)
+		if len(u) > oauth.MaxRedirectURILength {
+			v.add(fmt.Sprintf("clients[%d].redirect_uris[%d]", i, j), "longer than %d bytes (the authorization endpoint's limit)", oauth.MaxRedirectURILength)
+		}
 	}
 	for j, u := range cl.PostLogoutRedirectURIs {
 		v.redirectURI(c, fmt.Sprintf("clients[%d].post_logout_redirect_uris[%d]", i, j), u)

@@ -74,20 +74,49 @@ func (c *Checker) RequireNonce() bool { return c.requireNonce }
 func Present(r *http.Request) bool { return len(r.Header.Values("DPoP")) > 0 }
 
 // Check validates the DPoP proof of r, naming accessToken when it is a
-// request to a resource (userinfo). It returns the proof, or an
-// *oauth.Error with invalid_dpop_proof or use_dpop_nonce (status 400, as the
-// token endpoint answers; resources turn it into a 401 challenge), or a
-// storage error. The caller checks Present first: no header is not a proof.
+// request to a resource (userinfo), and uses up its jti: Verify, then Use.
+// It returns the proof, or an *oauth.Error with invalid_dpop_proof or
+// use_dpop_nonce (status 400, as the token endpoint answers; resources turn
+// it into a 401 challenge), or a storage error. The caller checks Present
+// first: no header is not a proof.
 func (c *Checker) Check(ctx context.Context, r *http.Request, accessToken string) (*dpop.Proof, error) {
-	p, err := c.v.Check(ctx, r.Header.Values("DPoP"), dpop.Request{
+	p, err := c.Verify(r, accessToken)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Use(ctx, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Verify validates the DPoP proof of r as Check does but writes nothing:
+// its jti is remembered only by Use. An endpoint that a stranger can call
+// verifies first and uses the proof once the request is authenticated (the
+// client, the grant, the access token and its key), so that proofs signed
+// with keys of the stranger's own never reach storage.
+func (c *Checker) Verify(r *http.Request, accessToken string) (*dpop.Proof, error) {
+	p, err := c.v.Verify(r.Header.Values("DPoP"), dpop.Request{
 		// Handlers see paths with the issuer's path prefix stripped.
 		Method: r.Method, URL: c.base + r.URL.EscapedPath(), AccessToken: accessToken,
 	})
+	return p, oauthError(err)
+}
+
+// Use remembers the jti of a proof Verify accepted, on every node; a proof
+// used before is an *oauth.Error (invalid_dpop_proof), any other error a
+// storage one.
+func (c *Checker) Use(ctx context.Context, p *dpop.Proof) error {
+	return oauthError(c.v.Use(ctx, p))
+}
+
+// oauthError turns a refused proof into its protocol error.
+func oauthError(err error) error {
 	var de *dpop.Error
 	if errors.As(err, &de) {
-		return nil, &oauth.Error{Code: de.Code, Description: de.Reason}
+		return &oauth.Error{Code: de.Code, Description: de.Reason}
 	}
-	return p, err
+	return err
 }
 
 // SetNonce writes a fresh server nonce in the DPoP-Nonce header (RFC 9449

@@ -10,7 +10,6 @@ import (
 
 	"github.com/castellan-auth/castellan/internal/authorize"
 	"github.com/castellan-auth/castellan/internal/clock"
-	"github.com/castellan-auth/castellan/internal/oauth"
 	"github.com/castellan-auth/castellan/internal/opaque"
 	"github.com/castellan-auth/castellan/internal/storage"
 )
@@ -28,6 +27,11 @@ type Requests struct {
 	// request_uri can be taken again only within Lifetime of the push, but
 	// the claimed request stays until the authorization can complete.
 	Hold time.Duration
+	// Limits bound the requests stored, counted with the authorization
+	// endpoint's pending requests (one table): per client address (the
+	// pushing client's until a browser claims the request, then the
+	// browser's) and in all.
+	Limits storage.PendingLimits
 }
 
 // notABrowser is stored where a pending request names its browser: a pushed
@@ -36,18 +40,30 @@ type Requests struct {
 // either way: those ids are bare opaque values, hashed without the URN.)
 var notABrowser = func() []byte { h := sha256.Sum256([]byte("castellan: pushed authorization request")); return h[:] }()
 
-// Put stores a validated request of clientID and returns its request_uri.
-func (q *Requests) Put(ctx context.Context, clientID string, data []byte) (string, error) {
+// Put stores a validated request of clientID, pushed from the client
+// address addressHash (authorize.AddressKey), and returns its request_uri;
+// past q.Limits it returns a *storage.FullError.
+func (q *Requests) Put(ctx context.Context, clientID string, data, addressHash []byte) (string, error) {
 	uri := authorize.RequestURIPrefix + opaque.New()
 	now := q.Clock.Now()
 	err := q.Store.CreatePendingRequest(ctx, storage.PendingRequest{
 		IDHash: opaque.Hash(uri), BrowserHash: notABrowser, ClientID: clientID,
-		Request: data, CreatedAt: now, ExpiresAt: now.Add(Lifetime),
-	})
+		Request: data, CreatedAt: now, ExpiresAt: now.Add(Lifetime), AddressHash: addressHash,
+	}, q.Limits)
 	return uri, err
 }
 
-var errInvalidURI = oauth.Errorf(oauth.ErrInvalidRequestURI, "request_uri is unknown, expired or already used; push the request again")
+// Withdraw removes a request just pushed whose answer is an error after all
+// (its DPoP proof was a replay): nobody got its request_uri.
+func (q *Requests) Withdraw(ctx context.Context, requestURI string) error {
+	_, err := q.Store.ConsumePendingRequest(ctx, opaque.Hash(requestURI), q.Clock.Now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+var errInvalidURI = authorize.ErrRequestURIUnknown
 
 // Take implements authorize.PushedRequests. A pushed request is stored as
 // no browser's; the first browser to take it claims it (the row is consumed
@@ -56,7 +72,7 @@ var errInvalidURI = oauth.Errorf(oauth.ErrInvalidRequestURI, "request_uri is unk
 // to the authorization endpoint before signing in (FAPI 2.0 Security
 // Profile §5.3.2.2 note 3). Complete consumes it when the authorization
 // completes.
-func (q *Requests) Take(ctx context.Context, requestURI, clientID string, browserHash []byte) ([]byte, error) {
+func (q *Requests) Take(ctx context.Context, requestURI, clientID string, browserHash, addressHash []byte) ([]byte, error) {
 	if !opaque.Wellformed(strings.TrimPrefix(requestURI, authorize.RequestURIPrefix)) || len(browserHash) == 0 {
 		return nil, errInvalidURI
 	}
@@ -90,10 +106,13 @@ func (q *Requests) Take(ctx context.Context, requestURI, clientID string, browse
 	if err != nil {
 		return nil, err
 	}
-	p.BrowserHash = browserHash
+	p.BrowserHash, p.AddressHash = browserHash, addressHash
 	// Completable while a sign-in started by a visit within Lifetime may be.
 	p.ExpiresAt = p.CreatedAt.Add(Lifetime + q.Hold)
-	if err := q.Store.CreatePendingRequest(ctx, p); err != nil {
+	// Counted against the browser's address from now on; past its limit the
+	// browser is told to come back (the push is used up: the client pushes
+	// again). CreatedAt stays the push's: revisits are judged by it.
+	if err := q.Store.CreatePendingRequest(ctx, p, q.Limits); err != nil {
 		return nil, err
 	}
 	return p.Request, nil

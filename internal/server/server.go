@@ -153,16 +153,16 @@ func New(ctx context.Context, d Deps) (*Server, error) {
 		Issuer: cfg.Issuer, Base: s.base, Store: cachedClients{d.Store, s.Clients}, Sessions: s.Sessions,
 		Cookie: cookie, CSRF: csrf, Pages: pages, Grants: s.Grants, Mint: s.Mint,
 		Algorithms: cfg.Signing.Algorithms, IDTokenTTL: cfg.Tokens.IDTokenTTL.D(), Clock: d.Clock, Log: d.Log,
-		PendingTTL: pendingTTL,
+		PendingTTL: cfg.Authorize.PendingTTL.D(), ClientIP: web.NewClientIP(cfg.TrustedProxies), Limits: pendingLimits(cfg),
 	}
-	pushed := &par.Requests{Store: d.Store, Clock: d.Clock, Hold: pendingTTL}
+	pushed := &par.Requests{Store: d.Store, Clock: d.Clock, Hold: cfg.Authorize.PendingTTL.D(), Limits: pendingLimits(cfg)}
 	az.Pushed, az.RequirePAR = pushed, cfg.PAR.Required
 	auth := client.NewAuthenticator(s.Clients, s.Secrets, d.Log)
 	auth.Assertions = &client.Assertions{
 		Issuer: cfg.Issuer, TokenEndpoint: s.URL(pathToken), MaxLifetime: cfg.ClientAssertion.MaxLifetime.D(),
 		Replay: d.Store, Keys: clientkeys.NewFetcher(d.Clock), Clock: d.Clock,
 	}
-	pe := &par.Endpoint{Auth: auth, Validate: az, Requests: pushed, Clock: d.Clock, Log: d.Log}
+	pe := &par.Endpoint{Auth: auth, Validate: az, Requests: pushed, Clock: d.Clock, Log: d.Log, ClientIP: az.ClientIP}
 	te := &token.Endpoint{
 		Auth: auth, Grants: s.Grants, Mint: s.Mint, Users: d.Store,
 		Algorithms: cfg.Signing.Algorithms, IDTokenTTL: cfg.Tokens.IDTokenTTL.D(), Clock: d.Clock,
@@ -298,8 +298,10 @@ func (s *Server) Run(ctx context.Context) {
 	}
 }
 
-// pendingTTL is how long a person has to sign in and consent.
-const pendingTTL = 15 * time.Minute
+// pendingLimits bound the pending (and pushed) authorization requests stored.
+func pendingLimits(cfg *config.Config) storage.PendingLimits {
+	return storage.PendingLimits{PerAddress: cfg.Authorize.MaxPendingPerAddress, Total: cfg.Authorize.MaxPending}
+}
 
 // sweepInterval finds expired sessions within a small fraction of the idle
 // timeout, between 1 and 30 seconds.
@@ -319,6 +321,10 @@ func (s *Server) warnLegacy(ctx context.Context, store storage.Storage) error {
 		if oauth.Contains(c.GrantTypes, oauth.GrantImplicit) {
 			s.log.Warn("client uses the legacy implicit grant: tokens are returned in the URL fragment; move it to the authorization code flow with PKCE",
 				"client_id", c.ID, "response_types", c.ResponseTypes)
+		}
+		if uris := authorize.LocalhostPortRedirects(c); len(uris) > 0 {
+			s.log.Warn("client registers http://localhost redirect URIs with a port: they match exactly, port included; a native app that picks its port needs http://127.0.0.1 or http://[::1] (RFC 8252 §7.3)",
+				"client_id", c.ID, "redirect_uris", uris)
 		}
 	}
 	return nil

@@ -1,6 +1,9 @@
 package storage
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 var (
 	// ErrNotFound means the record does not exist (or has expired and is treated as gone).
@@ -12,4 +15,21 @@ var (
 	ErrAlreadyUsed = errors.New("storage: already used")
 	// ErrRevoked means the grant a token belongs to has been revoked.
 	ErrRevoked = errors.New("storage: revoked")
+	// ErrAddressFull means a client address already holds as many records
+	// of a kind as it may (pending requests).
+	ErrAddressFull = errors.New("storage: limit per client address reached")
+	// ErrFull means as many records of a kind are held as may be in all.
+	ErrFull = errors.New("storage: limit reached")
 )
+
+// FullError refuses a record because a limit is reached: Err is
+// ErrAddressFull or ErrFull. RetryAt is when the first record in the way
+// expires, so that a new one fits (sooner if one is consumed).
+type FullError struct {
+	Err     error
+	RetryAt time.Time
+}
+
+func (e *FullError) Error() string { return e.Err.Error() }
+
+func (e *FullError) Unwrap() error { return e.Err }

@@ -123,6 +123,26 @@ type PendingRequest struct {
 	Request   []byte
 	CreatedAt time.Time
 	ExpiresAt time.Time
+	// AddressHash names the client address the request came from (a digest
+	// its owner derives): requests are counted per address.
+	AddressHash []byte
+}
+
+// PendingLimits bound the pending requests kept: anyone can make the
+// authorization endpoint create one, so the table must not grow without end.
+// Zero means no limit.
+type PendingLimits struct {
+	// PerAddress is the most requests one AddressHash may hold.
+	PerAddress int
+	// Total is the most requests held in all.
+	Total int
+}
+
+// PendingUsage is what the pending requests take: rows, and the bytes of
+// their values.
+type PendingUsage struct {
+	Rows  int64
+	Bytes int64
 }
 
 // AuthCode is an issued authorization code; only its hash is stored.

@@ -110,12 +110,23 @@ type Consents interface {
 
 // PendingRequests keeps authorization requests across the sign-in and consent pages.
 type PendingRequests interface {
-	CreatePendingRequest(ctx context.Context, p PendingRequest) error
+	// CreatePendingRequest stores p unless the requests held for
+	// p.AddressHash, or those held in all, already reach limits: it then
+	// stores nothing and returns a *FullError (ErrAddressFull, ErrFull).
+	// Expired requests count until they are deleted, so the limits bound what
+	// is on disk; when one is reached, the expired requests in its way are
+	// deleted first. Counting and inserting are one atomic step, on every
+	// node: no number of concurrent calls stores more than limits allow.
+	// p.CreatedAt is the time the expiry is judged at.
+	CreatePendingRequest(ctx context.Context, p PendingRequest, limits PendingLimits) error
 	// GetPendingRequest returns ErrNotFound for unknown or expired requests.
 	GetPendingRequest(ctx context.Context, idHash []byte, now time.Time) (PendingRequest, error)
 	// ConsumePendingRequest deletes and returns the request atomically; of two
 	// concurrent calls exactly one succeeds.
 	ConsumePendingRequest(ctx context.Context, idHash []byte, now time.Time) (PendingRequest, error)
+	// PendingRequestUsage reports the rows and bytes stored, expired requests
+	// not yet deleted included.
+	PendingRequestUsage(ctx context.Context) (PendingUsage, error)
 }
 
 // RedeemFunc validates a code being redeemed and returns the grant (and optional

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/castellan-auth/castellan/dpop"
 	"github.com/castellan-auth/castellan/internal/client"
 	"github.com/castellan-auth/castellan/internal/clock"
 	"github.com/castellan-auth/castellan/internal/dpopcheck"
@@ -166,11 +167,16 @@ func (e *Endpoint) token(w http.ResponseWriter, r *http.Request) {
 		if !oauth.Contains(c.GrantTypes, form["grant_type"]) {
 			return nil, &oauth.Error{Code: oauth.ErrUnauthorizedClient, Description: "this client may not use grant_type " + form["grant_type"]}
 		}
-		jkt, err := e.proof(w, r, c)
+		proof, err := e.proof(w, r, c)
 		if err != nil {
 			return nil, err
 		}
-		return gt.handle(r.Context(), e, &request{http: r, client: c, form: form, jkt: jkt})
+		if proof == nil {
+			return gt.handle(r.Context(), e, &request{http: r, client: c, form: form})
+		}
+		return e.withProof(r.Context(), c, proof, func() (*Response, error) {
+			return gt.handle(r.Context(), e, &request{http: r, client: c, form: form, jkt: proof.JKT})
+		})
 	}()
 	if err != nil {
 		e.writeError(w, r, grantType, err)
@@ -181,25 +187,48 @@ func (e *Endpoint) token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// proof checks the DPoP proof of a token request, if any, and returns its
-// key's thumbprint. A client registered with dpop_bound_access_tokens must
-// send one (RFC 9449 §5.2).
-func (e *Endpoint) proof(w http.ResponseWriter, r *http.Request, c storage.Client) (string, error) {
+// proof verifies the DPoP proof of a token request, if any (nil without
+// one), without using it up yet (see withProof). A client registered with
+// dpop_bound_access_tokens must send one (RFC 9449 §5.2).
+func (e *Endpoint) proof(w http.ResponseWriter, r *http.Request, c storage.Client) (*dpop.Proof, error) {
 	if e.DPoP == nil || !dpopcheck.Present(r) {
 		if c.DPoPBoundAccessTokens {
-			return "", &oauth.Error{Code: oauth.ErrInvalidDPoPProof, Description: "this client must send a DPoP proof"}
+			return nil, &oauth.Error{Code: oauth.ErrInvalidDPoPProof, Description: "this client must send a DPoP proof"}
 		}
-		return "", nil
+		return nil, nil
 	}
 	if e.DPoP.RequireNonce() {
 		// RFC 9449 §8.2: a fresh nonce with every answer keeps the client's current.
 		e.DPoP.SetNonce(w)
 	}
-	p, err := e.DPoP.Check(r.Context(), r, "")
-	if err != nil {
-		return "", err
+	return e.DPoP.Verify(r, "")
+}
+
+// withProof runs grant with a verified proof and uses the proof up (its jti
+// is remembered in storage) only once the request is authenticated, so that
+// a stranger cannot fill the replay cache with proofs of keys of their own.
+// A confidential client is authenticated already: its proof is used up
+// first, and a replayed one never reaches its grant. A public client is
+// authenticated by its grant alone (the code with its verifier, or the
+// refresh token), so its proof is used up after the grant succeeded; a
+// replayed one then gets no answer but the error, and what the grant issued
+// is held by nobody (a refresh token rotated so is reuse the next time its
+// parent comes, and revokes the family, as any replay of it would).
+func (e *Endpoint) withProof(ctx context.Context, c storage.Client, p *dpop.Proof, grant func() (*Response, error)) (*Response, error) {
+	if !c.Public() {
+		if err := e.DPoP.Use(ctx, p); err != nil {
+			return nil, err
+		}
+		return grant()
 	}
-	return p.JKT, nil
+	resp, err := grant()
+	if err != nil {
+		return nil, err
+	}
+	if err := e.DPoP.Use(ctx, p); err != nil {
+		return nil, err
+	}
+	return resp, nil
 }
 
 // writeError renders a protocol error as JSON, and anything else as a generic

@@ -171,7 +171,17 @@ func (e *Endpoint) serve(w http.ResponseWriter, r *http.Request) {
 			e.dpopChallenge(w, http.StatusUnauthorized, oauth.ErrInvalidDPoPProof, "a DPoP proof is required")
 			return
 		}
-		proof, err := e.DPoP.Check(r.Context(), r, tok)
+		// The proof is used up (its jti stored) only once it is known to be
+		// made with the token's key: one with a key of the caller's own
+		// writes nothing.
+		proof, err := e.DPoP.Verify(r, tok)
+		if err == nil && proof.JKT != claims.Confirmation.JKT {
+			// RFC 9449 §7.1: the proof must be made with the token's key.
+			err = &oauth.Error{Code: oauth.ErrInvalidDPoPProof, Description: "the DPoP proof's key is not the access token's"}
+		}
+		if err == nil {
+			err = e.DPoP.Use(r.Context(), proof)
+		}
 		var oe *oauth.Error
 		if errors.As(err, &oe) {
 			e.dpopChallenge(w, http.StatusUnauthorized, oe.Code, oe.Description)
@@ -179,11 +189,6 @@ func (e *Endpoint) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		if err != nil {
 			e.fail(w, r, err)
-			return
-		}
-		if proof.JKT != claims.Confirmation.JKT {
-			// RFC 9449 §7.1: the proof must be made with the token's key.
-			e.dpopChallenge(w, http.StatusUnauthorized, oauth.ErrInvalidDPoPProof, "the DPoP proof's key is not the access token's")
 			return
 		}
 		if e.DPoP.RequireNonce() {

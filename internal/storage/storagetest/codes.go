@@ -22,8 +22,8 @@ func newPending(name string) storage.PendingRequest {
 func testPendingCreateGetConsume(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
 	p := newPending("p")
-	wantErr(t, "CreatePendingRequest", s.CreatePendingRequest(ctx, p), nil)
-	wantErr(t, "CreatePendingRequest(same id)", s.CreatePendingRequest(ctx, p), storage.ErrConflict)
+	wantErr(t, "CreatePendingRequest", s.CreatePendingRequest(ctx, p, storage.PendingLimits{}), nil)
+	wantErr(t, "CreatePendingRequest(same id)", s.CreatePendingRequest(ctx, p, storage.PendingLimits{}), storage.ErrConflict)
 
 	got, err := s.GetPendingRequest(ctx, p.IDHash, t0)
 	wantErr(t, "GetPendingRequest", err, nil)
@@ -44,7 +44,7 @@ func testPendingCreateGetConsume(t *testing.T, s storage.Storage) {
 func testPendingExpired(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
 	p := newPending("p")
-	wantErr(t, "CreatePendingRequest", s.CreatePendingRequest(ctx, p), nil)
+	wantErr(t, "CreatePendingRequest", s.CreatePendingRequest(ctx, p, storage.PendingLimits{}), nil)
 
 	before := p.ExpiresAt.Add(-time.Nanosecond)
 	_, err := s.GetPendingRequest(ctx, p.IDHash, before)
@@ -60,7 +60,7 @@ func testPendingExpired(t *testing.T, s storage.Storage) {
 func testPendingConcurrentConsume(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
 	p := newPending("p")
-	wantErr(t, "CreatePendingRequest", s.CreatePendingRequest(ctx, p), nil)
+	wantErr(t, "CreatePendingRequest", s.CreatePendingRequest(ctx, p, storage.PendingLimits{}), nil)
 	errs := concurrently(s, concurrency, func(int) error {
 		_, err := s.ConsumePendingRequest(ctx, p.IDHash, t0)
 		return err

@@ -64,7 +64,7 @@ func testDeleteExpired(t *testing.T, s storage.Storage) {
 	pExpired, pLive := newPending("expired"), newPending("live")
 	pExpired.ExpiresAt, pLive.ExpiresAt = now, now.Add(time.Nanosecond)
 	for _, p := range []storage.PendingRequest{pExpired, pLive} {
-		wantErr(t, "CreatePendingRequest", s.CreatePendingRequest(ctx, p), nil)
+		wantErr(t, "CreatePendingRequest", s.CreatePendingRequest(ctx, p, storage.PendingLimits{}), nil)
 	}
 
 	// Replay entries.

@@ -64,6 +64,11 @@ var cases = []struct {
 	{"pending/create-get-consume", testPendingCreateGetConsume},
 	{"pending/expired-not-found", testPendingExpired},
 	{"pending/concurrent-consume-one-winner", testPendingConcurrentConsume},
+	{"pending/limit-per-address", testPendingLimitPerAddress},
+	{"pending/limit-total", testPendingLimitTotal},
+	{"pending/limit-freed-by-consume-and-sweep", testPendingLimitFreedByDeletes},
+	{"pending/limit-expired-make-room", testPendingLimitExpiredMakeRoom},
+	{"pending/usage-rows-and-bytes", testPendingUsage},
 
 	{"codes/create-redeem", testCodesRedeem},
 	{"codes/unknown-or-expired-not-found", testCodesNotFound},
@@ -133,6 +138,7 @@ var nodeCases = []struct {
 	{"sessions/concurrent-sweep-ends-each-once", testSessionsSweepAcrossNodes},
 	{"logout-notices/concurrent-claims-take-each-once", testLogoutNoticesClaimAcrossNodes},
 	{"probe/concurrent-across-nodes", testProbeAcrossNodes},
+	{"pending/concurrent-create-never-over-limits", testPendingLimitAcrossNodes},
 }
 
 // t0 is the fixed base time; its nanoseconds check that times keep full precision.
