@@ -328,6 +328,29 @@ func (v *Validator) Use(ctx context.Context, p *Proof) error {
 	return nil
 }
 
+// ReplayLookup is what a ReplayCache may also offer: whether a key is
+// remembered, without remembering it. Validator.Used needs it.
+type ReplayLookup interface {
+	Used(ctx context.Context, key string) (bool, error)
+}
+
+// Used reports whether a proof that Verify accepted was used before, without
+// using it up. A caller that may only remember a proof once the request has
+// proved more (its grant, say) refuses a replay with it before acting, so a
+// replayed request changes nothing; Use still decides, since two copies may
+// race. It is false when the ReplayCache cannot look keys up.
+func (v *Validator) Used(ctx context.Context, p *Proof) (bool, error) {
+	lookup, ok := v.replay.(ReplayLookup)
+	if !ok || p == nil || p.replayKey == "" {
+		return false, nil
+	}
+	used, err := lookup.Used(ctx, p.replayKey)
+	if err != nil {
+		return false, fmt.Errorf("dpop: replay cache: %w", err)
+	}
+	return used, nil
+}
+
 // checkHeader reads the protected header before any key is used: typ must
 // be dpop+jwt and no extension may be critical.
 func checkHeader(raw string) error {

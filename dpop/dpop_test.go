@@ -334,8 +334,14 @@ func TestVerifyWritesNothing(t *testing.T) {
 	if _, err := v.Verify(proof, req); err != nil || cache.uses != 0 {
 		t.Fatalf("Verify twice: %v, %d replay-cache writes, want none", err, cache.uses)
 	}
+	if used, err := v.Used(context.Background(), p); err != nil || used || cache.uses != 0 {
+		t.Fatalf("Used before Use: %v, %v, %d writes; want false and none", used, err, cache.uses)
+	}
 	if err := v.Use(context.Background(), p); err != nil || cache.uses != 1 {
 		t.Fatalf("Use: %v (%d writes)", err, cache.uses)
+	}
+	if used, err := v.Used(context.Background(), p); err != nil || !used || cache.uses != 1 {
+		t.Fatalf("Used after Use: %v, %v, %d writes; want true and no more", used, err, cache.uses)
 	}
 	again, _ := v.Verify(proof, req)
 	var de *dpop.Error

@@ -45,3 +45,15 @@ func (m *MemoryReplayCache) Use(_ context.Context, key string, expiresAt time.Ti
 	m.entries[key] = expiresAt
 	return nil
 }
+
+// Used implements ReplayLookup.
+func (m *MemoryReplayCache) Used(_ context.Context, key string) (bool, error) {
+	now := time.Now()
+	if m.Now != nil {
+		now = m.Now()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	exp, ok := m.entries[key]
+	return ok && now.Before(exp), nil
+}

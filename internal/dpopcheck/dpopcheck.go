@@ -110,6 +110,20 @@ func (c *Checker) Use(ctx context.Context, p *dpop.Proof) error {
 	return oauthError(c.v.Use(ctx, p))
 }
 
+// Refuse refuses a proof Verify accepted that was used before, without using
+// it up: an endpoint that may remember a proof only after acting (see Use)
+// calls it before acting, so a replayed request changes nothing.
+func (c *Checker) Refuse(ctx context.Context, p *dpop.Proof) error {
+	used, err := c.v.Used(ctx, p)
+	if err != nil {
+		return err
+	}
+	if used {
+		return &oauth.Error{Code: oauth.ErrInvalidDPoPProof, Description: "the proof was already used (jti)"}
+	}
+	return nil
+}
+
 // oauthError turns a refused proof into its protocol error.
 func oauthError(err error) error {
 	var de *dpop.Error
@@ -129,6 +143,10 @@ func (c *Checker) SetNonce(w http.ResponseWriter) {
 type replayCache struct {
 	store storage.ReplayCache
 	now   func() time.Time
+}
+
+func (rc replayCache) Used(ctx context.Context, key string) (bool, error) {
+	return rc.store.Remembered(ctx, key, rc.now())
 }
 
 func (rc replayCache) Use(ctx context.Context, key string, expiresAt time.Time) error {

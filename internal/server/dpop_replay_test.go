@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/castellan-auth/castellan/dpop"
 	"github.com/castellan-auth/castellan/dpop/dpoptest"
@@ -49,6 +50,27 @@ func TestDPoPReplayWrittenOnlyAfterAuthentication(t *testing.T) {
 		code, a := env.Code(t, agent, servertest.Authz{})
 		r := raw(t, env, formRequest(env, "/token", servertest.RedeemForm(code, a), servertest.SPAClient), []string{tokenProof}, "")
 		want(t, "replayed proof", r, 400, "invalid_dpop_proof")
+	})
+
+	t.Run("fail/replayed-refresh-changes-nothing", func(t *testing.T) {
+		// A public client's proof is remembered only after its grant ran, but
+		// one already used is refused before: a replayed refresh request
+		// (token and proof as sent, after the grace window) is refused and
+		// does not count as reuse of the token, so the family lives on.
+		code, ca := env.Code(t, agent, servertest.Authz{})
+		form := servertest.RedeemForm(code, ca)
+		first := raw(t, env, formRequest(env, "/token", form, servertest.SPAClient), []string{alice.key.Proof("POST", env.URL+"/token", "")}, "")
+		want(t, "redeem", first, 200, "")
+		refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {first.Tokens().RefreshToken}}
+		proof := alice.key.Proof("POST", env.URL+"/token", "")
+		rotated := raw(t, env, formRequest(env, "/token", refresh, servertest.SPAClient), []string{proof}, "")
+		want(t, "refresh", rotated, 200, "")
+		env.Clock.Advance(env.Config.Tokens.RefreshTokenGrace.D() + time.Second)
+		replayed := raw(t, env, formRequest(env, "/token", refresh, servertest.SPAClient), []string{proof}, "")
+		want(t, "replayed refresh", replayed, 400, "invalid_dpop_proof")
+		next := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rotated.Tokens().RefreshToken}}
+		again := raw(t, env, formRequest(env, "/token", next, servertest.SPAClient), []string{alice.key.Proof("POST", env.URL+"/token", "")}, "")
+		want(t, "the rotated token after the replay", again, 200, "")
 	})
 
 	for _, tc := range []struct {

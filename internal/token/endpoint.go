@@ -210,16 +210,20 @@ func (e *Endpoint) proof(w http.ResponseWriter, r *http.Request, c storage.Clien
 // A confidential client is authenticated already: its proof is used up
 // first, and a replayed one never reaches its grant. A public client is
 // authenticated by its grant alone (the code with its verifier, or the
-// refresh token), so its proof is used up after the grant succeeded; a
-// replayed one then gets no answer but the error, and what the grant issued
-// is held by nobody (a refresh token rotated so is reuse the next time its
-// parent comes, and revokes the family, as any replay of it would).
+// refresh token), so its proof is used up after the grant succeeded. A proof
+// already used is refused before the grant runs, so a replayed request
+// changes nothing; only two copies racing can both reach the grant, and then
+// the loser gets no answer but the error, and what its grant issued is held
+// by nobody.
 func (e *Endpoint) withProof(ctx context.Context, c storage.Client, p *dpop.Proof, grant func() (*Response, error)) (*Response, error) {
 	if !c.Public() {
 		if err := e.DPoP.Use(ctx, p); err != nil {
 			return nil, err
 		}
 		return grant()
+	}
+	if err := e.DPoP.Refuse(ctx, p); err != nil {
+		return nil, err
 	}
 	resp, err := grant()
 	if err != nil {
