@@ -226,8 +226,9 @@ func TestConfidentialClientWithConsent(t *testing.T) {
 		t.Fatal(err)
 	}
 	rp.verifyID(t, tok, "n1")
-	if tok.RefreshToken != "" {
-		t.Error("refresh token issued without offline_access")
+	if tok.RefreshToken == "" {
+		// Session-bound: it needs no offline_access.
+		t.Error("no refresh token without offline_access")
 	}
 	if tok.Extra("scope") != "openid profile api:read" {
 		t.Errorf("scope: got %v", tok.Extra("scope"))

@@ -64,7 +64,7 @@ var inactive = &Introspection{}
 
 func (e *Endpoint) inspect(ctx context.Context, c storage.Client, token string) (*Introspection, error) {
 	if claims, err := e.Mint.ParseAccess(token, e.Clock.Now()); err == nil {
-		active, err := e.Grants.AccessActive(ctx, claims.JTI, claims.Grant)
+		active, err := e.Grants.AccessActive(ctx, claims.JTI, claims.Grant, claims.SID)
 		if err != nil || !active {
 			return inactive, err
 		}
