@@ -106,7 +106,6 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 	}
 	pcfg.Clients = append(pcfg.Clients, registration)
 	s.env = servertest.New(t, servertest.Options{Config: pcfg})
-	s.env.Server.Notifier.SetRetry(1, time.Millisecond)
 
 	api, err := demoapi.New(demoapi.Config{
 		Issuer: s.env.URL, Now: s.env.Clock.Now,

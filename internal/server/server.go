@@ -190,7 +190,10 @@ func New(ctx context.Context, d Deps) (*Server, error) {
 	}
 	te.CORS, pe.CORS = s.CORS, s.CORS
 	ui.CORS, ui.Clients = s.CORS, s.Clients
-	s.Notifier = logout.NewNotifier(d.Store, s.Mint, cfg.Signing.Algorithms, d.Clock, d.Log)
+	s.Notifier = logout.NewNotifier(logout.NotifierConfig{
+		Store: d.Store, Mint: s.Mint, Algorithms: cfg.Signing.Algorithms, Clock: d.Clock, Log: d.Log, Metrics: s.Metrics,
+		Retry: logout.DefaultRetry(cfg.Tokens.AccessTokenTTL.D(), cfg.Tokens.IDTokenTTL.D()),
+	})
 	s.Sessions.OnEnded(s.Notifier.Ended)
 	broker := presence.NewBroker()
 	s.Sessions.OnEnded(broker.Ended)
