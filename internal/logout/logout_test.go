@@ -19,6 +19,7 @@ import (
 
 	"github.com/castellan-auth/castellan/internal/clock"
 	"github.com/castellan-auth/castellan/internal/config"
+	"github.com/castellan-auth/castellan/internal/jwstest"
 	"github.com/castellan-auth/castellan/internal/logout"
 	"github.com/castellan-auth/castellan/internal/server/servertest"
 	"github.com/castellan-auth/castellan/internal/storage"
@@ -644,5 +645,183 @@ func TestDiscoveryListsLogout(t *testing.T) {
 	}
 	if md["end_session_endpoint"] != env.URL+"/end_session" {
 		t.Errorf("end_session_endpoint: %v", md["end_session_endpoint"])
+	}
+}
+
+// serverSide is a relying party's own HTTP client calling the end-session
+// endpoint from its server: no cookie, no redirect followed.
+func serverSide(t *testing.T, method, endpoint string, params url.Values) (int, string, string) {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var resp *http.Response
+	var err error
+	if method == http.MethodPost {
+		resp, err = c.PostForm(endpoint, params)
+	} else {
+		resp, err = c.Get(endpoint + "?" + params.Encode())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Location"), string(b)
+}
+
+// forgeHint signs an ID token with the provider's own key, as only a
+// provider bug could: what the hint rules refuse even when the signature is
+// good. base are the claims of a real ID token; change adjusts them.
+func forgeHint(t *testing.T, env *servertest.Env, base string, change func(map[string]any)) string {
+	t.Helper()
+	claims := servertest.Claims(base)
+	change(claims)
+	return jwstest.SignClaims(t, jose.ES256, env.SigningKey(t, "ES256"), (&jose.SignerOptions{}).WithType("JWT"), claims)
+}
+
+// TestEndSessionWithoutCookie: an RP-initiated logout from the client's
+// server (zitadel's rp.EndSession posts the form, oauth2-proxy's
+// --backend-logout-url GETs it), with no session cookie, ends the session
+// its id_token_hint names when that is a live session of the hint's user in
+// which the hint's client got tokens — an expired hint included — and then
+// notifies as any logout. Otherwise it ends nothing and says so: 400 when a
+// live session is left alone (a hint of another client or user, or issued
+// before the session began), and "no session was ended" when there was
+// none alive to end.
+func TestEndSessionWithoutCookie(t *testing.T) {
+	cases := []struct {
+		name   string
+		method string
+		// params builds the request from rp's tokens.
+		params func(t *testing.T, env *servertest.Env, tk tokens) url.Values
+		// before runs first (e.g. signs out in the browser, moves the clock).
+		before func(t *testing.T, env *servertest.Env, agent *servertest.Agent)
+		status int
+		// location is the redirect expected ("" for none).
+		location string
+		// ends says the session is ended (and announced); survives that it
+		// is left alive (neither: it had ended before).
+		ends, survives bool
+		body           string
+	}{
+		{name: "zitadel/post-with-hint-and-redirect", method: http.MethodPost,
+			params: func(_ *testing.T, _ *servertest.Env, tk tokens) url.Values {
+				return url.Values{"id_token_hint": {tk.id}, "client_id": {"rp"}, "post_logout_redirect_uri": {rpPostOut}, "state": {"s1"}}
+			},
+			// rp has a front-channel URI: the signed-out page with its iframe
+			// comes first, then continues to the post-logout URI.
+			status: http.StatusOK, ends: true, body: `id="continue" href="` + rpPostOut + `?state=s1"`},
+		{name: "oauth2-proxy/get-with-hint", method: http.MethodGet,
+			params: func(_ *testing.T, _ *servertest.Env, tk tokens) url.Values {
+				return url.Values{"id_token_hint": {tk.id}}
+			},
+			status: http.StatusOK, ends: true, body: "You are signed out of Castellan"},
+		{name: "expired-hint", method: http.MethodGet,
+			before: func(_ *testing.T, env *servertest.Env, _ *servertest.Agent) {
+				env.Clock.Advance(env.Config.Tokens.IDTokenTTL.D() + time.Minute)
+			},
+			params: func(_ *testing.T, _ *servertest.Env, tk tokens) url.Values {
+				return url.Values{"id_token_hint": {tk.id}, "post_logout_redirect_uri": {rpPostOut}}
+			},
+			status: http.StatusOK, ends: true, body: `id="continue" href="` + rpPostOut + `"`},
+		{name: "fail/hint-of-a-client-without-tokens-in-the-session", method: http.MethodGet,
+			params: func(t *testing.T, env *servertest.Env, tk tokens) url.Values {
+				return url.Values{"id_token_hint": {forgeHint(t, env, tk.id, func(c map[string]any) { c["aud"] = "web" })}}
+			},
+			status: http.StatusBadRequest, survives: true, body: "No session was ended"},
+		{name: "fail/hint-of-another-user", method: http.MethodPost,
+			params: func(t *testing.T, env *servertest.Env, tk tokens) url.Values {
+				bob, err := env.Store.GetUserByUsername(t.Context(), "bob")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return url.Values{"id_token_hint": {forgeHint(t, env, tk.id, func(c map[string]any) { c["sub"] = bob.ID })}}
+			},
+			status: http.StatusBadRequest, survives: true, body: "No session was ended"},
+		{name: "fail/hint-issued-before-the-session", method: http.MethodGet,
+			params: func(t *testing.T, env *servertest.Env, tk tokens) url.Values {
+				return url.Values{"id_token_hint": {forgeHint(t, env, tk.id, func(c map[string]any) {
+					c["iat"] = env.Clock.Now().Add(-time.Hour).Unix()
+				})}, "post_logout_redirect_uri": {rpPostOut}}
+			},
+			status: http.StatusBadRequest, survives: true, body: "No session was ended"},
+		{name: "session-already-ended", method: http.MethodGet,
+			before: func(t *testing.T, env *servertest.Env, agent *servertest.Agent) { env.SignOut(t, agent) },
+			params: func(_ *testing.T, _ *servertest.Env, tk tokens) url.Values {
+				return url.Values{"id_token_hint": {tk.id}}
+			},
+			status: http.StatusOK, body: "No session was ended"},
+		{name: "session-already-ended/with-redirect", method: http.MethodPost,
+			before: func(t *testing.T, env *servertest.Env, agent *servertest.Agent) { env.SignOut(t, agent) },
+			params: func(_ *testing.T, _ *servertest.Env, tk tokens) url.Values {
+				return url.Values{"id_token_hint": {tk.id}, "post_logout_redirect_uri": {rpPostOut}}
+			},
+			status: http.StatusSeeOther, location: rpPostOut},
+		{name: "no-hint", method: http.MethodGet,
+			params: func(_ *testing.T, _ *servertest.Env, _ tokens) url.Values {
+				return url.Values{"client_id": {"rp"}}
+			},
+			status: http.StatusOK, survives: true, body: "No session was ended"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rc := newReceiver(t, 0)
+			env := setupWith(t, rc.URL+"/backchannel", "", func(cfg *config.Config) {
+				cfg.Tokens.IDTokenTTL = config.Duration(5 * time.Minute)
+			})
+			agent := env.Agent("alice")
+			tk := signIn(t, env, agent)
+			alice, err := env.Store.GetUserByUsername(t.Context(), "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.before != nil {
+				c.before(t, env, agent)
+			}
+			endedBefore := gather(t, env)[`castellan_sessions_total{event="ended"}{reason="rp_logout"}`]
+			status, location, body := serverSide(t, c.method, env.URL+"/end_session", c.params(t, env, tk))
+			if status != c.status || location != c.location {
+				t.Fatalf("got %d Location %q, want %d %q\n%s", status, location, c.status, c.location, body)
+			}
+			if c.body != "" && !strings.Contains(body, c.body) {
+				t.Errorf("page does not say %q:\n%s", c.body, body)
+			}
+			sessions, err := env.Store.ListSessionsByUser(t.Context(), alice.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			endedAfter := gather(t, env)[`castellan_sessions_total{event="ended"}{reason="rp_logout"}`]
+			if !c.ends {
+				if c.survives && len(sessions) != 1 {
+					t.Fatalf("the session did not survive: %d sessions", len(sessions))
+				}
+				if endedAfter != endedBefore {
+					t.Errorf("a session ended was counted")
+				}
+				return
+			}
+			if len(sessions) != 0 {
+				t.Fatalf("%d sessions left, want the hint's ended", len(sessions))
+			}
+			if endedAfter != endedBefore+1 {
+				t.Errorf("castellan_sessions_total{ended,rp_logout}: got %v, want %v", endedAfter, endedBefore+1)
+			}
+			if got := verifyLogoutToken(t, env, await(t, rc)); got.SID != servertest.Claims(tk.id)["sid"] {
+				t.Errorf("logout token sid %q, want the hint's", got.SID)
+			}
+			if p := silent(t, agent); p.Get("error") != "login_required" {
+				t.Errorf("prompt=none in the browser after the server-side logout: %v, want login_required", p)
+			}
+		})
+	}
+}
+
+// TestEndSessionStorageError: storage failing while the client is looked up
+// is a server error, not "unknown client_id".
+func TestEndSessionStorageError(t *testing.T) {
+	env := setup(t, newReceiver(t, 0))
+	env.Store.Close()
+	status, _, body := serverSide(t, http.MethodGet, env.URL+"/end_session", url.Values{"client_id": {"rp"}})
+	if status != http.StatusInternalServerError || strings.Contains(body, "unknown client_id") {
+		t.Fatalf("got %d, want 500 and no claim that the client is unknown\n%s", status, body)
 	}
 }
