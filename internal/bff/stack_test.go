@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -49,6 +50,8 @@ type stack struct {
 	// gateway answered, so tests wait for the provider's notification
 	// without sleeping.
 	backchannel chan int
+	// gateway is the gateway's listener, for tests that take it down.
+	gateway *httptest.Server
 }
 
 type stackOptions struct {
@@ -56,6 +59,8 @@ type stackOptions struct {
 	bff func(*bff.Config)
 	// client adjusts the gateway's client registration at the provider.
 	client func(c *config.Client, gatewayURL string)
+	// log receives the gateway's logs (default: discarded).
+	log *slog.Logger
 }
 
 func newStack(t *testing.T, opt stackOptions) *stack {
@@ -89,6 +94,7 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 	}))
 	t.Cleanup(apiHS.Close)
 	s.URL, s.APIURL = gwHS.URL, apiHS.URL
+	s.gateway = gwHS
 
 	pcfg := servertest.WithClients(servertest.Config())
 	pcfg.Tokens.AccessTokenTTL = config.Duration(accessTTL)
@@ -148,7 +154,7 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.store.Close() })
-	s.gw, err = bff.New(t.Context(), cfg, bff.Deps{Store: s.store, Master: master, Clock: s.env.Clock})
+	s.gw, err = bff.New(t.Context(), cfg, bff.Deps{Store: s.store, Master: master, Clock: s.env.Clock, Log: opt.log})
 	if err != nil {
 		t.Fatal(err)
 	}

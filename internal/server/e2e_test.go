@@ -112,7 +112,9 @@ func retrieveError(t *testing.T, err error) string {
 // (rotated) → the old refresh token reused → family revoked → revocation →
 // introspection says inactive.
 func TestCodeFlowWithRealClients(t *testing.T) {
-	env := servertest.New(t, servertest.Options{Config: servertest.WithClients(servertest.Config())})
+	cfg := servertest.WithClients(servertest.Config())
+	cfg.Tokens.RefreshTokenGrace = 0 // the rotated-out token comes back at once: reuse
+	env := servertest.New(t, servertest.Options{Config: cfg})
 	rp := newRelyingParty(t, env, "spa", "", servertest.SPARedirect, oidc.ScopeOpenID, "profile", "email", oidc.ScopeOfflineAccess)
 	agent := env.Agent("alice")
 

@@ -128,6 +128,9 @@ func New(ctx context.Context, d Deps) (*Server, error) {
 	if err := s.warnLegacy(ctx, d.Store); err != nil {
 		return nil, err
 	}
+	if err := warnRotationWithoutGrace(ctx, d.Store, cfg.Tokens.RefreshTokenGrace.D(), d.Log.Warn); err != nil {
+		return nil, err
+	}
 
 	s.Clients = client.NewCache(d.Store, d.Clock, client.CacheTTL)
 	audience := cfg.Tokens.Audience

@@ -13,7 +13,8 @@ import (
 // TestRefreshTokenGrant is grant_type=refresh_token (RFC 6749 §6, OAuth 2.1
 // §4.3; ADVERSARIAL 35, 37, 38).
 func TestRefreshTokenGrant(t *testing.T) {
-	f := newFixture(t)
+	// Reuse is detected at once: no grace (TestConcurrentRefresh has it).
+	f := newFixture(t, func(cfg *config.Config) { cfg.Tokens.RefreshTokenGrace = 0 })
 	// Values carried from a case's send to its then.
 	var before servertest.Tokens
 	refresh := func(c servertest.ClientAuth, a servertest.Authz, scope string) func(t *testing.T, f *fixture) servertest.Reply {
