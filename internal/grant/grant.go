@@ -313,6 +313,10 @@ type TokenRecord struct {
 	Token  storage.RefreshToken
 	Grant  storage.Grant
 	Active bool
+	// SID is the session the token speaks for: the grant's while that
+	// session lives, "" once it ended (only an offline grant's token is
+	// still active then), as for the tokens it issues (Issued.SID).
+	SID string
 }
 
 // LookupRefresh finds a refresh token and says whether it can still be used.
@@ -325,13 +329,20 @@ func (s *Service) LookupRefresh(ctx context.Context, token string) (TokenRecord,
 		return TokenRecord{}, err
 	}
 	now := s.clock.Now()
-	active := g.Active(now) && rt.UsedAt.IsZero() && now.Before(rt.ExpiresAt)
-	if active && g.SessionBound {
-		if active, err = s.sessions.Alive(ctx, g.SID); err != nil {
-			return TokenRecord{}, err
-		}
+	rec := TokenRecord{Token: rt, Grant: g, Active: g.Active(now) && rt.UsedAt.IsZero() && now.Before(rt.ExpiresAt)}
+	if !rec.Active || g.SID == "" {
+		return rec, nil
 	}
-	return TokenRecord{Token: rt, Grant: g, Active: active}, nil
+	alive, err := s.sessions.Alive(ctx, g.SID)
+	if err != nil {
+		return TokenRecord{}, err
+	}
+	if alive {
+		rec.SID = g.SID
+	}
+	// A session-bound family dies with its session.
+	rec.Active = alive || !g.SessionBound
+	return rec, nil
 }
 
 // RevokeGrant ends a grant and every token issued from it.

@@ -94,6 +94,6 @@ func (e *Endpoint) inspect(ctx context.Context, c storage.Client, token string) 
 	return &Introspection{
 		Active: true, Scope: oauth.JoinScope(g.Scopes), ClientID: g.ClientID, TokenType: "refresh_token",
 		Expiry: rec.Token.ExpiresAt.Unix(), IssuedAt: rec.Token.CreatedAt.Unix(), Subject: g.UserID,
-		Issuer: e.Mint.Issuer(), SID: g.SID, AuthTime: g.AuthTime.Unix(),
+		Issuer: e.Mint.Issuer(), SID: rec.SID, AuthTime: g.AuthTime.Unix(),
 	}, nil
 }

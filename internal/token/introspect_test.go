@@ -165,9 +165,10 @@ func TestIntrospectionOfExpiredToken(t *testing.T) {
 // access token issued in the session is inactive at introspection, whatever
 // its grant: a session-bound one, a confidential client's without
 // offline_access, and an offline grant's, which names the ended sid. The
-// offline grant itself outlives the session: its refresh token still works,
-// and what it issues then names no session (no sid in the access or ID
-// token), so it is active.
+// offline grant itself outlives the session: its refresh token is active
+// and works, without naming the ended session, and what it issues then
+// names no session either (no sid in the access or ID token), so it is
+// active.
 func TestIntrospectionInactiveAfterSessionEnds(t *testing.T) {
 	f := newFixture(t)
 	cases := []struct {
@@ -191,6 +192,12 @@ func TestIntrospectionInactiveAfterSessionEnds(t *testing.T) {
 			inactive(t, f.env, servertest.SvcClient, issued[i].AccessToken)
 		})
 	}
+	t.Run("offline-refresh-token", func(t *testing.T) {
+		r := f.env.Introspect(t, servertest.WebClient, issued[2].RefreshToken)
+		if r.JSON["active"] != true || r.JSON["sid"] != nil {
+			t.Errorf("the offline grant's refresh token after sign-out: %s, want active and no sid", r.Body)
+		}
+	})
 	t.Run("offline-refreshed-after-sign-out", func(t *testing.T) {
 		tk := mustToken(t, f.env.Refresh(t, servertest.WebClient, issued[2].RefreshToken, ""))
 		if sid, ok := servertest.Claims(tk.AccessToken)["sid"]; ok {
