@@ -159,7 +159,7 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
 		h.Cookie.Clear(w)
 		var refusal string
 		ended, refusal, err = h.endHinted(r, req)
-		if refusal != "" {
+		if err == nil && refusal != "" {
 			h.Log.Info("end_session without a session cookie: nothing ended", "request_id", web.RequestID(r.Context()),
 				"client_id", req.client.ID, "why", refusal)
 			h.badRequest(w, r, "No session was ended: the id_token_hint does not belong to a sign-in session of this application")
@@ -207,8 +207,11 @@ func (h *Handler) endHinted(r *http.Request, req endRequest) (ended *storage.Ses
 		return nil, "the hint was issued before the session began", nil
 	}
 	used, err := h.clientUsed(r, s, req.client.ID)
-	if err != nil || !used {
-		return nil, "the hint's client received no tokens in the session", err
+	if err != nil {
+		return nil, "", err
+	}
+	if !used {
+		return nil, "the hint's client received no tokens in the session", nil
 	}
 	ended, err = h.endByHash(r, s.IDHash, "rp_logout")
 	return ended, "", err
