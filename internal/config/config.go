@@ -184,7 +184,9 @@ type Client struct {
 	IDTokenSignedResponseAlg string   `yaml:"id_token_signed_response_alg"`
 	BackchannelLogoutURI     string   `yaml:"backchannel_logout_uri"`
 	FrontchannelLogoutURI    string   `yaml:"frontchannel_logout_uri"`
-	// OfflineRefresh lets a public client's refresh tokens outlive the SSO session.
+	// OfflineRefresh lets a public client that asks for offline_access get
+	// refresh tokens that outlive the SSO session (without it they are bound
+	// to the session, as every client's are without offline_access).
 	OfflineRefresh bool `yaml:"offline_refresh"`
 	// RenewalCountsAsActivity lets silent renewals extend the SSO idle timer.
 	RenewalCountsAsActivity bool `yaml:"renewal_counts_as_activity"`
