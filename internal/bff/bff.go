@@ -83,6 +83,8 @@ type Gateway struct {
 	// assertions authenticates the gateway with private_key_jwt (nil with
 	// client_secret_basic).
 	assertions *assertionTransport
+	// rotation warns once about rotating refresh tokens on shared storage.
+	rotation rotationWarning
 }
 
 // sweepInterval is how often Run removes expired sessions.
@@ -133,6 +135,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Gateway, error) {
 		return nil, err
 	}
 	g.cookie = newCookieNames(public.Scheme == "https")
+	g.rotation.shared = sharedStorage(cfg.Storage)
 	g.provider.g = g
 	g.refresh.calls = map[string]*flight{}
 	if g.handler, err = g.routes(); err != nil {

@@ -195,6 +195,7 @@ func (g *Gateway) doRefresh(ctx context.Context, idHash []byte) (*session, error
 	next := s.tok
 	next.AccessToken = tok.AccessToken
 	if tok.RefreshToken != "" {
+		g.rotation.observe(g.log, s.tok.RefreshToken, tok.RefreshToken)
 		next.RefreshToken = tok.RefreshToken // rotated
 	}
 	if rawID, _ := tok.Extra("id_token").(string); rawID != "" {

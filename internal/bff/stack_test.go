@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -49,6 +50,8 @@ type stack struct {
 	// gateway answered, so tests wait for the provider's notification
 	// without sleeping.
 	backchannel chan int
+	// gateway is the gateway's listener, for tests that take it down.
+	gateway *httptest.Server
 }
 
 type stackOptions struct {
@@ -58,6 +61,8 @@ type stackOptions struct {
 	client func(c *config.Client, gatewayURL string)
 	// server adjusts the gateway's http.Server before it starts (timeouts).
 	server func(*http.Server)
+	// log receives the gateway's logs (default: discarded).
+	log *slog.Logger
 }
 
 func newStack(t *testing.T, opt stackOptions) *stack {
@@ -95,6 +100,7 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 	}))
 	t.Cleanup(apiHS.Close)
 	s.URL, s.APIURL = gwHS.URL, apiHS.URL
+	s.gateway = gwHS
 
 	pcfg := servertest.WithClients(servertest.Config())
 	pcfg.Tokens.AccessTokenTTL = config.Duration(accessTTL)
@@ -112,7 +118,6 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 	}
 	pcfg.Clients = append(pcfg.Clients, registration)
 	s.env = servertest.New(t, servertest.Options{Config: pcfg})
-	s.env.Server.Notifier.SetRetry(1, time.Millisecond)
 
 	api, err := demoapi.New(demoapi.Config{
 		Issuer: s.env.URL, Now: s.env.Clock.Now,
@@ -155,7 +160,7 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.store.Close() })
-	s.gw, err = bff.New(t.Context(), cfg, bff.Deps{Store: s.store, Master: master, Clock: s.env.Clock})
+	s.gw, err = bff.New(t.Context(), cfg, bff.Deps{Store: s.store, Master: master, Clock: s.env.Clock, Log: opt.log})
 	if err != nil {
 		t.Fatal(err)
 	}

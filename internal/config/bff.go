@@ -35,8 +35,11 @@ type BFF struct {
 	// Ed25519) that signs client assertions; a P-256 key is created (0600)
 	// when the file is missing.
 	PrivateKeyFile string `yaml:"private_key_file"`
-	// Scope is asked for at sign-in; "openid" is required and
-	// "offline_access" is what lets the gateway refresh.
+	// Scope is asked for at sign-in; "openid" is required. The gateway
+	// refreshes without "offline_access": its refresh token is then bound to
+	// the provider's SSO session and dies at sign-out, which is what a
+	// gateway holding a browser's session wants. With "offline_access" (and
+	// a client allowed it) the refresh token outlives the sign-out.
 	Scope   string `yaml:"scope"`
 	Storage string `yaml:"storage"`
 	// KeyFile holds the gateway's master key (created 0600 when missing); it
@@ -78,7 +81,7 @@ func DefaultBFF() BFF {
 		Listen:                  "127.0.0.1:9200",
 		PublicURL:               "http://127.0.0.1:9200",
 		Issuer:                  "http://127.0.0.1:9000",
-		Scope:                   "openid profile email offline_access",
+		Scope:                   "openid profile email",
 		TokenEndpointAuthMethod: "client_secret_basic",
 		Storage:                 "sqlite:bff.db",
 		KeyFile:                 "bff.key",

@@ -122,3 +122,10 @@ func TestLoadBFFSecretNotInMessage(t *testing.T) {
 		t.Errorf("got %q, want the secret left out", ce.Error())
 	}
 }
+
+// TestBFFDefaultScope: the gateway asks for no offline_access unless told,
+// so its refresh token is bound to the provider's session and dies at
+// sign-out.
+func TestBFFDefaultScope(t *testing.T) {
+	eq(t, "default scope", config.DefaultBFF().Scope, "openid profile email")
+}

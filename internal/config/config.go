@@ -78,6 +78,18 @@ type Session struct {
 	AbsoluteTimeout Duration `yaml:"absolute_timeout"`
 }
 
+// DefaultRefreshTokenGrace is the default tokens.refresh_token_grace. A
+// rotation whose response is lost (the node crashed after the commit, a
+// connection dropped, a proxy timed out) leaves the client holding the
+// rotated parent; its retry, seconds later, would count as reuse and revoke
+// the whole family, signing the person out (11 of 96 crash-interrupted
+// refreshes did, with a grace of 0). Within the grace the retry gets the very
+// same child, which the client would have had anyway; a thief holding the
+// parent gains nothing he could not get from the child it names. A few
+// seconds cover a retry and two tabs or two BFF nodes refreshing at once;
+// the maximum stays 1m, so reuse detection still ends a family soon after.
+const DefaultRefreshTokenGrace = 10 * time.Second
+
 // Tokens sets token lifetimes.
 type Tokens struct {
 	AccessTokenTTL          Duration `yaml:"access_token_ttl"`
@@ -85,7 +97,8 @@ type Tokens struct {
 	RefreshTokenIdleTTL     Duration `yaml:"refresh_token_idle_ttl"`
 	RefreshTokenAbsoluteTTL Duration `yaml:"refresh_token_absolute_ttl"`
 	// RefreshTokenGrace lets a rotated refresh token presented again within this
-	// time get the very same child back (two tabs refreshing at once). 0 = off.
+	// time get the very same child back (two tabs refreshing at once, a retry
+	// after a lost response). 0 = off; DefaultRefreshTokenGrace by default.
 	RefreshTokenGrace    Duration `yaml:"refresh_token_grace"`
 	AuthorizationCodeTTL Duration `yaml:"authorization_code_ttl"`
 	// Audience is the "aud" of access tokens: the resource indicators of the
@@ -207,7 +220,9 @@ type Client struct {
 	IDTokenSignedResponseAlg string   `yaml:"id_token_signed_response_alg"`
 	BackchannelLogoutURI     string   `yaml:"backchannel_logout_uri"`
 	FrontchannelLogoutURI    string   `yaml:"frontchannel_logout_uri"`
-	// OfflineRefresh lets a public client's refresh tokens outlive the SSO session.
+	// OfflineRefresh lets a public client that asks for offline_access get
+	// refresh tokens that outlive the SSO session (without it they are bound
+	// to the session, as every client's are without offline_access).
 	OfflineRefresh bool `yaml:"offline_refresh"`
 	// RenewalCountsAsActivity lets silent renewals extend the SSO idle timer.
 	RenewalCountsAsActivity bool `yaml:"renewal_counts_as_activity"`
@@ -297,7 +312,7 @@ func Default() Config {
 			IDTokenTTL:              Duration(time.Hour),
 			RefreshTokenIdleTTL:     Duration(24 * time.Hour),
 			RefreshTokenAbsoluteTTL: Duration(720 * time.Hour),
-			RefreshTokenGrace:       0,
+			RefreshTokenGrace:       Duration(DefaultRefreshTokenGrace),
 			AuthorizationCodeTTL:    Duration(60 * time.Second),
 		},
 		Signing: Signing{

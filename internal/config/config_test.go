@@ -653,3 +653,25 @@ func TestAuthorizeDefaults(t *testing.T) {
 	eq(t, "authorize from the environment", cfg.Authorize,
 		config.Authorize{PendingTTL: config.Duration(3 * time.Minute), MaxPending: 200, MaxPendingPerAddress: 20})
 }
+
+// TestRefreshGraceDefault: a rotation whose response was lost must not sign
+// the person out when the client retries, so the grace is on by default, a
+// few seconds; 0s turns it off and 1m is the most.
+func TestRefreshGraceDefault(t *testing.T) {
+	eq(t, "default tokens.refresh_token_grace", config.Default().Tokens.RefreshTokenGrace.D(), 10*time.Second)
+	for _, tt := range []struct {
+		name, yaml string
+		want       time.Duration
+	}{
+		{"ok/off", "tokens: {refresh_token_grace: 0s}\n", 0},
+		{"ok/at-most", "tokens: {refresh_token_grace: 1m}\n", time.Minute},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := config.Load(writeFile(t, "castellan.yaml", tt.yaml), nil)
+			if err != nil {
+				t.Fatalf("got %v, want no error", err)
+			}
+			eq(t, "tokens.refresh_token_grace", cfg.Tokens.RefreshTokenGrace.D(), tt.want)
+		})
+	}
+}

@@ -18,8 +18,8 @@ const (
 )
 
 // bffClient is the BFF's registration at the provider: the code flow with a
-// client secret, refresh tokens (offline_access) so it renews without the
-// browser, its callback, its start page after RP-initiated logout, and its
+// client secret, refresh tokens bound to the SSO session so it renews without
+// the browser while the person is signed in, its callback, its start page after RP-initiated logout, and its
 // back-channel logout endpoint so that sign-out at Castellan ends its
 // sessions too.
 func (s Setup) bffClient() config.Client {
@@ -34,7 +34,7 @@ func (s Setup) bffClient() config.Client {
 		BackchannelLogoutURI:    bff + "/bff/backchannel-logout",
 		GrantTypes:              []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken},
 		ResponseTypes:           []string{"code"},
-		Scope:                   refreshScope,
+		Scope:                   bffScope,
 		SkipConsent:             true,
 		// The BFF sends PKCE S256 too, as OAuth 2.1 asks of every client.
 		RequirePKCE: true,
@@ -45,7 +45,7 @@ func (s Setup) bffClient() config.Client {
 
 func (s Setup) bffStrategy() webdemo.Strategy {
 	return webdemo.Strategy{
-		ID: StrategyBFF, Kind: webdemo.KindBFF, ClientID: ClientBFF, Scope: refreshScope,
+		ID: StrategyBFF, Kind: webdemo.KindBFF, ClientID: ClientBFF, Scope: bffScope,
 		Title: "Backend-for-Frontend",
 		Summary: "A small server on the app's own origin runs the code flow as a confidential client and keeps every token; " +
 			"the page gets only an HttpOnly cookie and calls the API through it. No token ever reaches JavaScript.",
@@ -87,7 +87,7 @@ func (s Setup) BFFConfig(storage, keyFile string) config.BFF {
 	c.Issuer = s.Issuer
 	c.ClientID = ClientBFF
 	c.ClientSecret = s.BFFSecret
-	c.Scope = refreshScope
+	c.Scope = bffScope
 	c.Storage = storage
 	c.KeyFile = keyFile
 	c.Routes = s.BFFRoutes()

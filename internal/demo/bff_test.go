@@ -77,8 +77,9 @@ func TestBFFSetup(t *testing.T) {
 			t.Errorf("the gateway asks for scope %q, its client allows %q", sc, c.Scope)
 		}
 	}
-	if !oauth.Contains(asked, "offline_access") {
-		t.Errorf("gateway scope %q: without offline_access it cannot refresh", gw.Scope)
+	if oauth.Contains(asked, "offline_access") {
+		// Its refresh token would outlive the sign-out at Castellan.
+		t.Errorf("gateway scope %q: want no offline_access", gw.Scope)
 	}
 	if gw.Listen != "127.0.0.1:9200" || gw.PublicURL != s.BFF || gw.ClientID != demo.ClientBFF {
 		t.Errorf("gateway: listen %q, public_url %q, client_id %q", gw.Listen, gw.PublicURL, gw.ClientID)

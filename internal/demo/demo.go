@@ -79,6 +79,9 @@ type Setup struct {
 const (
 	iframeScope  = "openid profile email " + demoapi.OrdersScope
 	refreshScope = "openid profile email offline_access " + demoapi.OrdersScope
+	// bffScope has no offline_access: the gateway's refresh token is bound
+	// to the SSO session, so signing out at Castellan ends its renewals.
+	bffScope = "openid profile email " + demoapi.OrdersScope
 )
 
 // Clients returns the provider clients of the demo: one public client per

@@ -110,6 +110,12 @@ type Issued struct {
 	AccessExpiry time.Time
 	// Nonce is the authorization request's nonce (code redemption only).
 	Nonce string
+	// SID is the session the tokens to issue speak for, their "sid" claim:
+	// the grant's session, or "" when an offline grant is refreshed after
+	// that session ended. A token that names a session is inactive once the
+	// session ends (AccessActive), so a token minted after the end must not
+	// name it; one minted before still does and dies with it.
+	SID string
 	// Refreshed says the grant already existed and was found active (neither
 	// revoked nor expired) in the transaction that used the refresh token.
 	// Disabling or deleting a user revokes or deletes their grants in one
@@ -173,7 +179,7 @@ func (s *Service) RedeemCode(ctx context.Context, r Redemption) (Issued, error) 
 			AuthTime: c.AuthTime, AMR: c.AMR, DPoPJKT: refreshBinding(r.Client, r.DPoPJKT), CreatedAt: now,
 			ExpiresAt: now.Add(s.policy.AccessTTL),
 		}
-		out = Issued{Scopes: c.Scopes, Nonce: c.Nonce, AccessExpiry: now.Add(s.policy.AccessTTL)}
+		out = Issued{Scopes: c.Scopes, Nonce: c.Nonce, SID: c.SID, AccessExpiry: now.Add(s.policy.AccessTTL)}
 		var rt *storage.RefreshToken
 		if r.Refresh != nil && r.Refresh(c.Scopes) {
 			g.ExpiresAt = now.Add(s.policy.RefreshAbsolute)
@@ -266,6 +272,12 @@ func (s *Service) Refresh(ctx context.Context, r RefreshRequest) (Issued, error)
 		if r.Scopes != nil {
 			out.Scopes = r.Scopes
 		}
+		out.SID = g.SID
+		if sess == nil || !s.sessions.Live(sess.Times(), now) {
+			// Only an offline grant gets here without a live session: what it
+			// issues now no longer speaks for the session it was made in.
+			out.SID = ""
+		}
 		if !rt.UsedAt.IsZero() {
 			if s.policy.Grace > 0 && now.Sub(rt.UsedAt) <= s.policy.Grace && seal.Equal(rt.ChildHash, childHash) {
 				out.RefreshToken = child
@@ -301,6 +313,10 @@ type TokenRecord struct {
 	Token  storage.RefreshToken
 	Grant  storage.Grant
 	Active bool
+	// SID is the session the token speaks for: the grant's while that
+	// session lives, "" once it ended (only an offline grant's token is
+	// still active then), as for the tokens it issues (Issued.SID).
+	SID string
 }
 
 // LookupRefresh finds a refresh token and says whether it can still be used.
@@ -313,13 +329,20 @@ func (s *Service) LookupRefresh(ctx context.Context, token string) (TokenRecord,
 		return TokenRecord{}, err
 	}
 	now := s.clock.Now()
-	active := g.Active(now) && rt.UsedAt.IsZero() && now.Before(rt.ExpiresAt)
-	if active && g.SessionBound {
-		if active, err = s.sessions.Alive(ctx, g.SID); err != nil {
-			return TokenRecord{}, err
-		}
+	rec := TokenRecord{Token: rt, Grant: g, Active: g.Active(now) && rt.UsedAt.IsZero() && now.Before(rt.ExpiresAt)}
+	if !rec.Active || g.SID == "" {
+		return rec, nil
 	}
-	return TokenRecord{Token: rt, Grant: g, Active: active}, nil
+	alive, err := s.sessions.Alive(ctx, g.SID)
+	if err != nil {
+		return TokenRecord{}, err
+	}
+	if alive {
+		rec.SID = g.SID
+	}
+	// A session-bound family dies with its session.
+	rec.Active = alive || !g.SessionBound
+	return rec, nil
 }
 
 // RevokeGrant ends a grant and every token issued from it.
@@ -341,9 +364,19 @@ func (s *Service) RevokeAccessToken(ctx context.Context, jti string, expiry time
 
 // AccessActive reports whether an (already verified, unexpired) access token
 // is still active: not revoked itself, its grant not revoked or expired, and
-// its session alive when the grant is bound to it. Everything is read in one
-// storage round trip: introspection and userinfo call this on every request.
-func (s *Service) AccessActive(ctx context.Context, jti, grantID string) (bool, error) {
+// its session alive when the grant is bound to it or the token names one
+// (sid). So an access token that names a session that ended is inactive
+// whatever its grant: an offline grant outlives the sign-out, but the access
+// tokens it issued while the session lived speak for that session and die
+// with it (those refreshed afterwards name none, see Issued.SID).
+// Everything is read in one storage round trip: introspection and userinfo
+// call this on every request.
+//
+// sid is the token's "sid" claim. Castellan mints a token's sid from its
+// grant's session, which is the session AccessState reads, so the two never
+// differ; a token whose sid is not its grant's cannot be minted, and is not
+// looked for.
+func (s *Service) AccessActive(ctx context.Context, jti, grantID, sid string) (bool, error) {
 	now := s.clock.Now()
 	st, err := s.store.AccessState(ctx, revokedAccessKey(jti), grantID, now)
 	switch {
@@ -355,7 +388,7 @@ func (s *Service) AccessActive(ctx context.Context, jti, grantID string) (bool, 
 		return true, nil // no grant (client_credentials): only its own revocation counts
 	case st.Grant == nil, !st.Grant.Active(now):
 		return false, nil
-	case st.Grant.SessionBound:
+	case st.Grant.SessionBound, sid != "":
 		// A session that is gone (signed out, swept) is not alive either.
 		return st.Session != nil && s.sessions.Live(*st.Session, now), nil
 	}

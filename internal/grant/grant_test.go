@@ -202,7 +202,7 @@ func TestRedeemCodeTwiceRevokes(t *testing.T) {
 	if rec, err := f.svc.LookupRefresh(ctx, is.RefreshToken); err != nil || rec.Active {
 		t.Fatalf("refresh token of the first use still active: %+v %v", rec, err)
 	}
-	if ok, err := f.svc.AccessActive(ctx, "jti", is.Grant.ID); err != nil || ok {
+	if ok, err := f.svc.AccessActive(ctx, "jti", is.Grant.ID, is.SID); err != nil || ok {
 		t.Fatal("access of the first use still active")
 	}
 }
@@ -355,7 +355,7 @@ func TestAccessActive(t *testing.T) {
 	other := first(t, f, f.web, false)
 	check := func(name, jti, grantID string, want bool) {
 		t.Helper()
-		got, err := f.svc.AccessActive(ctx, jti, grantID)
+		got, err := f.svc.AccessActive(ctx, jti, grantID, "")
 		if err != nil || got != want {
 			t.Errorf("%s: got %v %v, want %v", name, got, err, want)
 		}
@@ -376,6 +376,53 @@ func TestAccessActive(t *testing.T) {
 	f.clock.Advance(policy.RefreshAbsolute)
 	check("grant-expired", "j4", other.Grant.ID, false)
 	check("client-credentials-later", "j4", "", true)
+}
+
+// TestAccessActiveAfterSessionEnds: an access token that names a
+// session is inactive once that session ends, whatever its grant. An offline
+// grant outlives the sign-out, but the access tokens it issued in the session
+// named it and die with it; what it issues after the session ended names no
+// session (Issued.SID "") and stays active. A refresh of an offline grant
+// while its session lives keeps naming it.
+func TestAccessActiveAfterSessionEnds(t *testing.T) {
+	ctx := context.Background()
+	f := setup(t)
+	bound := first(t, f, f.spa, true)
+	offline := first(t, f, f.web, false)
+	live, err := f.svc.Refresh(ctx, grant.RefreshRequest{Client: f.web, Token: offline.RefreshToken})
+	must(t, err)
+	if bound.SID != f.sid || offline.SID != f.sid || live.SID != f.sid {
+		t.Fatalf("sid while the session lives: bound %q, offline %q, offline refreshed %q; want %q", bound.SID, offline.SID, live.SID, f.sid)
+	}
+	sess, err := f.store.GetSessionBySID(ctx, f.sid)
+	must(t, err)
+	if _, err := f.store.DeleteSession(ctx, sess.IDHash, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	after, err := f.svc.Refresh(ctx, grant.RefreshRequest{Client: f.web, Token: offline.RefreshToken})
+	must(t, err)
+	if after.SID != "" {
+		t.Fatalf("offline grant refreshed after its session ended: sid %q, want none", after.SID)
+	}
+	for _, c := range []struct {
+		name    string
+		grantID string
+		sid     string
+		want    bool
+	}{
+		{"session-bound", bound.Grant.ID, bound.SID, false},
+		{"offline/issued-in-the-session", offline.Grant.ID, offline.SID, false},
+		{"offline/refreshed-in-the-session", offline.Grant.ID, live.SID, false},
+		{"offline/refreshed-after-the-session", offline.Grant.ID, after.SID, true},
+		{"session-bound/without-sid", bound.Grant.ID, "", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := f.svc.AccessActive(ctx, "jti-"+c.name, c.grantID, c.sid)
+			if err != nil || got != c.want {
+				t.Errorf("got %v %v, want %v", got, err, c.want)
+			}
+		})
+	}
 }
 
 // sessionGone is a store on which every session has disappeared without its
@@ -402,7 +449,7 @@ func TestAccessActiveSessionGone(t *testing.T) {
 		grantID string
 		want    bool
 	}{{"session-bound", bound.Grant.ID, false}, {"not-bound", offline.Grant.ID, true}} {
-		if got, err := svc.AccessActive(ctx, "j1", c.grantID); err != nil || got != c.want {
+		if got, err := svc.AccessActive(ctx, "j1", c.grantID, ""); err != nil || got != c.want {
 			t.Errorf("%s: got %v %v, want %v", c.name, got, err, c.want)
 		}
 	}

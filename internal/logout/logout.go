@@ -55,7 +55,12 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
 		h.forbidden(w, r)
 		return
 	}
-	ended, err := h.end(w, r, "logout")
+	cur, err := h.currentSession(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ended, err := h.endCurrent(w, r, cur, "logout")
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -63,21 +68,21 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
 	h.loggedOut(w, r, ended, "", "")
 }
 
-// end ends the browser's session, if it has one, and clears the cookie.
-func (h *Handler) end(w http.ResponseWriter, r *http.Request, reason string) (*storage.Session, error) {
-	defer h.Cookie.Clear(w)
-	v := h.Cookie.Read(r)
-	if v == "" {
+// endCurrent ends the browser's session cur, if it has one, and clears the
+// cookie.
+func (h *Handler) endCurrent(w http.ResponseWriter, r *http.Request, cur *storage.Session, reason string) (*storage.Session, error) {
+	h.Cookie.Clear(w)
+	if cur == nil {
 		return nil, nil
 	}
-	s, err := h.Sessions.Lookup(r.Context(), v)
-	if errors.Is(err, session.ErrNoSession) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	ended, err := h.Sessions.End(r.Context(), s.IDHash, reason)
+	return h.endByHash(r, cur.IDHash, reason)
+}
+
+// endByHash ends the session whose cookie hash is idHash: its grants are
+// revoked, its logout notices queued, and listeners told (metrics, the
+// session-events streams). nil, nil if it ended meanwhile.
+func (h *Handler) endByHash(r *http.Request, idHash []byte, reason string) (*storage.Session, error) {
+	ended, err := h.Sessions.End(r.Context(), idHash, reason)
 	if errors.Is(err, session.ErrNoSession) {
 		return nil, nil
 	}
@@ -107,6 +112,13 @@ type endRequest struct {
 // confirmation page asks first, so a cross-site request cannot sign anybody out
 // (§6: the OP SHOULD confirm). post_logout_redirect_uri is followed only when it
 // exactly matches one registered for the client.
+//
+// A request that carries no live session cookie — a relying party calling
+// from its server (zitadel's rp.EndSession, oauth2-proxy's backend logout
+// URL), or a browser already signed out — is decided by the hint alone
+// (endHinted): the session it names is ended when it is a live session of
+// that client, and when it is alive but is not, the answer says that nothing
+// was ended (400), never that it was.
 func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
 	params := r.URL.Query()
 	if r.Method == http.MethodPost {
@@ -121,20 +133,39 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
 		h.badRequest(w, r, dup+" is repeated")
 		return
 	}
-	req, msg := h.validate(r, p)
+	req, msg, err := h.validate(r, p)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	if msg != "" {
 		h.badRequest(w, r, msg)
 		return
 	}
-	confirmed := r.Method == http.MethodPost && p["decision"] == "logout" && h.CSRF.Valid(r, p[web.CSRFField])
-	if !confirmed && !h.hintMatchesSession(r, req) {
-		if _, ok := h.currentSession(r); ok {
+	cur, err := h.currentSession(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var ended *storage.Session
+	if cur != nil {
+		confirmed := r.Method == http.MethodPost && p["decision"] == "logout" && h.CSRF.Valid(r, p[web.CSRFField])
+		if !confirmed && !hintMatchesSession(req, *cur) {
 			h.confirm(w, r, p)
 			return
 		}
-		// No session: nothing to confirm, the person is already signed out.
+		ended, err = h.endCurrent(w, r, cur, "rp_logout")
+	} else {
+		h.Cookie.Clear(w)
+		var refusal string
+		ended, refusal, err = h.endHinted(r, req)
+		if err == nil && refusal != "" {
+			h.Log.Info("end_session without a session cookie: nothing ended", "request_id", web.RequestID(r.Context()),
+				"client_id", req.client.ID, "why", refusal)
+			h.badRequest(w, r, "No session was ended: the id_token_hint does not belong to a sign-in session of this application")
+			return
+		}
 	}
-	ended, err := h.end(w, r, "rp_logout")
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -142,33 +173,96 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
 	h.loggedOut(w, r, ended, req.redirect, req.state)
 }
 
+// endHinted ends, for a request without a live session cookie, the session
+// the id_token_hint names. It returns nil and no refusal when there is
+// nothing alive to end: no hint, a hint without sid, or a session that has
+// ended already (the person is signed out, which is what the client asked
+// for). A live session is ended only when the hint is one of its own: the
+// hint's subject is the session's user, it was issued after the session
+// began, and the hint's client received tokens in that session (so the
+// client asking is one the person used there). Otherwise it is left alone,
+// and refusal says why (for the log).
+//
+// An expired hint is accepted (§2: the OP SHOULD accept ID tokens of a
+// current or recent session even when exp has passed): its signature must
+// verify with a key Castellan still publishes, and since it must name a
+// live session that began before it was issued, it is never older than
+// session.absolute_timeout.
+func (h *Handler) endHinted(r *http.Request, req endRequest) (ended *storage.Session, refusal string, err error) {
+	if req.hint == nil || req.hint.SID == "" {
+		return nil, "", nil
+	}
+	ctx := r.Context()
+	s, err := h.Sessions.LookupBySID(ctx, req.hint.SID)
+	if errors.Is(err, session.ErrNoSession) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	switch {
+	case req.hint.Subject != s.UserID:
+		return nil, "the hint's subject is not the session's user", nil
+	case req.hint.IssuedAt < s.CreatedAt.Unix():
+		return nil, "the hint was issued before the session began", nil
+	}
+	used, err := h.clientUsed(r, s, req.client.ID)
+	if err != nil {
+		return nil, "", err
+	}
+	if !used {
+		return nil, "the hint's client received no tokens in the session", nil
+	}
+	ended, err = h.endByHash(r, s.IDHash, "rp_logout")
+	return ended, "", err
+}
+
+// clientUsed reports whether clientID was given tokens in session s (it
+// holds a grant from it, revoked or not).
+func (h *Handler) clientUsed(r *http.Request, s storage.Session, clientID string) (bool, error) {
+	grants, err := h.Store.ListGrantsByUser(r.Context(), s.UserID)
+	if err != nil {
+		return false, err
+	}
+	for _, g := range grants {
+		if g.SID == s.SID && g.ClientID == clientID {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 func (h *Handler) badRequest(w http.ResponseWriter, r *http.Request, msg string) {
 	h.Pages.Error(w, r, http.StatusBadRequest, "The logout request cannot be processed", web.ErrorPage{Message: msg + "."})
 }
 
 // validate checks the parameters; a message means the request is refused on
-// Castellan's own page, with no redirect.
-func (h *Handler) validate(r *http.Request, p map[string]string) (endRequest, string) {
+// Castellan's own page, with no redirect. An error is storage failing: the
+// request can be neither accepted nor refused.
+func (h *Handler) validate(r *http.Request, p map[string]string) (endRequest, string, error) {
 	var req endRequest
 	clientID := p["client_id"]
 	if hint := p["id_token_hint"]; hint != "" {
 		claims, err := h.Mint.ParseIDTokenHint(hint)
 		if err != nil {
-			return req, "id_token_hint is not an ID token issued here"
+			return req, "id_token_hint is not an ID token issued here", nil
 		}
 		req.hint = &claims
 		if len(claims.Audience) != 1 {
-			return req, "id_token_hint has an unexpected audience"
+			return req, "id_token_hint has an unexpected audience", nil
 		}
 		if clientID != "" && clientID != claims.Audience[0] {
-			return req, "client_id does not match the id_token_hint"
+			return req, "client_id does not match the id_token_hint", nil
 		}
 		clientID = claims.Audience[0]
 	}
 	if clientID != "" {
 		c, err := h.Store.GetClient(r.Context(), clientID)
+		if errors.Is(err, storage.ErrNotFound) {
+			return req, "unknown client_id", nil
+		}
 		if err != nil {
-			return req, "unknown client_id"
+			return req, "", err
 		}
 		req.client = &c
 	}
@@ -176,35 +270,38 @@ func (h *Handler) validate(r *http.Request, p map[string]string) (endRequest, st
 		if req.client == nil {
 			// Without a client the URI cannot be checked: it is never followed,
 			// and the person is asked to confirm (§3).
-			return req, ""
+			return req, "", nil
 		}
 		if !oauth.Contains(req.client.PostLogoutRedirectURIs, uri) {
-			return req, "post_logout_redirect_uri is not registered for this client"
+			return req, "post_logout_redirect_uri is not registered for this client", nil
 		}
 		req.redirect = uri
 		req.state = p["state"]
 	}
-	return req, ""
+	return req, "", nil
 }
 
-func (h *Handler) currentSession(r *http.Request) (storage.Session, bool) {
+// currentSession is the browser's live session, nil without one.
+func (h *Handler) currentSession(r *http.Request) (*storage.Session, error) {
 	v := h.Cookie.Read(r)
 	if v == "" {
-		return storage.Session{}, false
+		return nil, nil
 	}
 	s, err := h.Sessions.Lookup(r.Context(), v)
-	return s, err == nil
+	if errors.Is(err, session.ErrNoSession) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &s, nil
 }
 
 // hintMatchesSession reports whether the id_token_hint was issued in the
-// browser's current session, which shows the client asking is one the person
-// used in this session.
-func (h *Handler) hintMatchesSession(r *http.Request, req endRequest) bool {
-	if req.hint == nil {
-		return false
-	}
-	s, ok := h.currentSession(r)
-	return ok && req.hint.SID != "" && req.hint.SID == s.SID && req.hint.Subject == s.UserID
+// browser's current session s, which shows the client asking is one the
+// person used in this session.
+func hintMatchesSession(req endRequest, s storage.Session) bool {
+	return req.hint != nil && req.hint.SID != "" && req.hint.SID == s.SID && req.hint.Subject == s.UserID
 }
 
 type confirmPage struct {
@@ -233,6 +330,9 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request, p map[string]s
 }
 
 type loggedOutPage struct {
+	// Ended says a session was ended; without, the page says plainly that
+	// nothing was (the browser was not signed in).
+	Ended        bool
 	FrontChannel []string
 	Continue     string
 }
@@ -263,7 +363,11 @@ func (h *Handler) loggedOut(w http.ResponseWriter, r *http.Request, ended *stora
 	for _, f := range frames {
 		frameOrigins = append(frameOrigins, originsOf(f)...)
 	}
-	h.Pages.Render(w, r, http.StatusOK, "logged_out", web.View{Title: "Signed out", Page: loggedOutPage{FrontChannel: frames, Continue: target}},
+	title := "Signed out"
+	if ended == nil {
+		title = "Not signed in"
+	}
+	h.Pages.Render(w, r, http.StatusOK, "logged_out", web.View{Title: title, Page: loggedOutPage{Ended: ended != nil, FrontChannel: frames, Continue: target}},
 		web.PageOptions{Script: true, FrameSources: frameOrigins})
 }
 

@@ -10,15 +10,19 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
+	"github.com/castellan-auth/castellan/internal/clock"
 	"github.com/castellan-auth/castellan/internal/config"
+	"github.com/castellan-auth/castellan/internal/jwstest"
 	"github.com/castellan-auth/castellan/internal/logout"
 	"github.com/castellan-auth/castellan/internal/server/servertest"
+	"github.com/castellan-auth/castellan/internal/storage"
 	"github.com/castellan-auth/castellan/internal/storage/sqlstore"
 )
 
@@ -64,17 +68,24 @@ func setup(t *testing.T, rc *receiver) *servertest.Env { return setupIn(t, rc, "
 
 // setupIn is setup with the database and key in dir ("": a new one).
 func setupIn(t *testing.T, rc *receiver, dir string) *servertest.Env {
+	return setupWith(t, rc.URL+"/backchannel", dir, nil)
+}
+
+// setupWith starts a provider whose client "rp" has the back-channel logout
+// URI backchannel; adjust, if set, changes the configuration first.
+func setupWith(t *testing.T, backchannel, dir string, adjust func(*config.Config)) *servertest.Env {
 	cfg := servertest.WithClients(servertest.Config())
 	cfg.Clients = append(cfg.Clients, config.Client{
 		ClientID: "rp", ClientName: "Relying Party", ClientSecret: servertest.WebSecret,
 		RedirectURIs: []string{rpRedirect}, PostLogoutRedirectURIs: []string{rpPostOut},
 		GrantTypes: []string{"authorization_code", "refresh_token"}, Scope: "openid profile offline_access",
-		SkipConsent: true, BackchannelLogoutURI: rc.URL + "/backchannel", FrontchannelLogoutURI: "https://rp.example/frontchannel",
+		SkipConsent: true, BackchannelLogoutURI: backchannel, FrontchannelLogoutURI: "https://rp.example/frontchannel",
 		IDTokenSignedResponseAlg: "ES256",
 	})
-	env := servertest.New(t, servertest.Options{Config: cfg, Dir: dir})
-	env.Server.Notifier.SetRetry(5, 10*time.Millisecond)
-	return env
+	if adjust != nil {
+		adjust(cfg)
+	}
+	return servertest.New(t, servertest.Options{Config: cfg, Dir: dir})
 }
 
 type tokens struct {
@@ -355,6 +366,7 @@ func TestExpiredSessionNotifies(t *testing.T) {
 func TestBackchannelRetries(t *testing.T) {
 	rc := newReceiver(t, 2)
 	env := setup(t, rc)
+	attempts := observe(env)
 	agent := env.Agent("alice")
 	tk := signIn(t, env, agent)
 	start := time.Now()
@@ -365,7 +377,180 @@ func TestBackchannelRetries(t *testing.T) {
 	if time.Since(start) > time.Second {
 		t.Error("the browser waited for the back-channel delivery")
 	}
+	// Two failures, one second and then two seconds of backoff.
+	for _, wait := range []time.Duration{time.Second, 2 * time.Second} {
+		if got := awaitOutcome(t, attempts); got != "failed" {
+			t.Fatalf("attempt: got %q, want failed", got)
+		}
+		env.Clock.Advance(wait)
+		env.Server.Notifier.Wake()
+	}
 	verifyLogoutToken(t, env, await(t, rc))
+}
+
+// observe returns the outcomes of env's notifier's attempts, in order.
+func observe(env *servertest.Env) <-chan string {
+	ch := make(chan string, 256)
+	env.Server.Notifier.Observe(func(_ storage.LogoutNotice, outcome string) { ch <- outcome })
+	return ch
+}
+
+func awaitOutcome(t *testing.T, ch <-chan string) string {
+	t.Helper()
+	select {
+	case o := <-ch:
+		return o
+	case <-time.After(5 * time.Second):
+		t.Fatal("no back-channel logout attempt")
+		return ""
+	}
+}
+
+// downReceiver is a back-channel logout endpoint that answers 503 until
+// the provider's (fake) clock reaches up.
+type downReceiver struct {
+	*httptest.Server
+	clock atomic.Pointer[clock.Fake]
+	got   chan string
+}
+
+func newDownReceiver(t *testing.T, up time.Time) *downReceiver {
+	rc := &downReceiver{got: make(chan string, 1)}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if clk := rc.clock.Load(); clk == nil || clk.Now().Before(up) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		r.ParseForm()
+		rc.got <- r.PostForm.Get("logout_token")
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+// TestLogoutNoticeRetriedUntilTokensDie: a notice that cannot be delivered is
+// tried again with exponential backoff (1 s doubling, at most a minute apart)
+// for as long as a token of the ended session can be used — the longest of
+// the access and ID token lifetimes, plus a minute of leeway — not five
+// times over 15 s as before. A receiver back within that window gets its
+// logout token; one that never comes back has its notice given up at the
+// window's end and counted, and nothing is left pending.
+func TestLogoutNoticeRetriedUntilTokensDie(t *testing.T) {
+	const (
+		accessTTL = 10 * time.Minute
+		idTTL     = 5 * time.Minute
+		window    = accessTTL + time.Minute
+	)
+	cases := []struct {
+		name    string
+		downFor time.Duration // 0: never back
+	}{
+		{"back-after-20s", 20 * time.Second},
+		{"back-just-before-the-tokens-die", window - 90*time.Second},
+		{"never-back", 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			// The fake clock starts at servertest.Start and moves only here.
+			ended := servertest.Start
+			up := ended.Add(c.downFor)
+			if c.downFor == 0 {
+				up = ended.Add(100 * window)
+			}
+			rc := newDownReceiver(t, up)
+			env := setupWith(t, rc.URL+"/backchannel", "", func(cfg *config.Config) {
+				cfg.Tokens.AccessTokenTTL, cfg.Tokens.IDTokenTTL = config.Duration(accessTTL), config.Duration(idTTL)
+			})
+			rc.clock.Store(env.Clock)
+			attempts := observe(env)
+			agent := env.Agent("alice")
+			signIn(t, env, agent)
+			env.SignOut(t, agent)
+
+			failed := 0
+			for delay := time.Second; ; delay = min(2*delay, time.Minute) {
+				outcome := awaitOutcome(t, attempts)
+				elapsed := env.Clock.Now().Sub(ended)
+				if outcome == "failed" {
+					failed++
+					env.Clock.Advance(delay)
+					env.Server.Notifier.Wake()
+					continue
+				}
+				switch {
+				case c.downFor > 0 && outcome != "delivered":
+					t.Fatalf("after %v (%d failures): %s, want delivered", elapsed, failed, outcome)
+				case c.downFor == 0 && outcome != "given_up":
+					t.Fatalf("after %v (%d failures): %s, want given_up", elapsed, failed, outcome)
+				case c.downFor == 0 && (elapsed >= window || elapsed+delay < window):
+					t.Fatalf("given up at %v, want at the last attempt before %v", elapsed, window)
+				}
+				break
+			}
+			if failed < 5 {
+				// The old notifier gave up at the fifth failure, about 15 s in.
+				t.Errorf("%d failed attempts before the outcome, want at least 5", failed)
+			}
+			wantGivenUp := 1.0
+			if c.downFor > 0 {
+				verifyLogoutToken(t, env, <-rc.got)
+				wantGivenUp = 0
+			}
+			m := gather(t, env)
+			if m["castellan_logout_notices_pending"] != 0 || m["castellan_logout_notices_undelivered"] != 0 ||
+				m["castellan_logout_notices_given_up_total"] != wantGivenUp ||
+				m[`castellan_logout_notice_attempts_total{outcome="failed"}`] != float64(failed)+wantGivenUp {
+				t.Errorf("metrics: %v", m)
+			}
+		})
+	}
+}
+
+// TestLogoutNoticeMetrics: the notices waiting in storage, and those among
+// them whose delivery failed, are gauges read at each scrape.
+func TestLogoutNoticeMetrics(t *testing.T) {
+	rc := newDownReceiver(t, servertest.Start.Add(time.Hour))
+	env := setupWith(t, rc.URL+"/backchannel", "", nil)
+	rc.clock.Store(env.Clock)
+	attempts := observe(env)
+	agent := env.Agent("alice")
+	signIn(t, env, agent)
+	if m := gather(t, env); m["castellan_logout_notices_pending"] != 0 {
+		t.Fatalf("before sign-out: %v", m)
+	}
+	env.SignOut(t, agent)
+	if got := awaitOutcome(t, attempts); got != "failed" {
+		t.Fatalf("attempt: %s, want failed", got)
+	}
+	m := gather(t, env)
+	if m["castellan_logout_notices_pending"] != 1 || m["castellan_logout_notices_undelivered"] != 1 {
+		t.Errorf("while the receiver is down: %v, want 1 pending and 1 undelivered", m)
+	}
+}
+
+// gather reads env's metrics: name{labels} → value, for counters and gauges.
+func gather(t *testing.T, env *servertest.Env) map[string]float64 {
+	t.Helper()
+	families, err := env.Server.Metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range m.GetLabel() {
+				key += "{" + l.GetName() + `="` + l.GetValue() + `"}`
+			}
+			switch {
+			case m.GetCounter() != nil:
+				out[key] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				out[key] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
 }
 
 // TestSessionsEndedElsewhereNotify: sessions ended outside the server's
@@ -460,5 +645,183 @@ func TestDiscoveryListsLogout(t *testing.T) {
 	}
 	if md["end_session_endpoint"] != env.URL+"/end_session" {
 		t.Errorf("end_session_endpoint: %v", md["end_session_endpoint"])
+	}
+}
+
+// serverSide is a relying party's own HTTP client calling the end-session
+// endpoint from its server: no cookie, no redirect followed.
+func serverSide(t *testing.T, method, endpoint string, params url.Values) (int, string, string) {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var resp *http.Response
+	var err error
+	if method == http.MethodPost {
+		resp, err = c.PostForm(endpoint, params)
+	} else {
+		resp, err = c.Get(endpoint + "?" + params.Encode())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Location"), string(b)
+}
+
+// forgeHint signs an ID token with the provider's own key, as only a
+// provider bug could: what the hint rules refuse even when the signature is
+// good. base are the claims of a real ID token; change adjusts them.
+func forgeHint(t *testing.T, env *servertest.Env, base string, change func(map[string]any)) string {
+	t.Helper()
+	claims := servertest.Claims(base)
+	change(claims)
+	return jwstest.SignClaims(t, jose.ES256, env.SigningKey(t, "ES256"), (&jose.SignerOptions{}).WithType("JWT"), claims)
+}
+
+// TestEndSessionWithoutCookie: an RP-initiated logout from the client's
+// server (zitadel's rp.EndSession posts the form, oauth2-proxy's
+// --backend-logout-url GETs it), with no session cookie, ends the session
+// its id_token_hint names when that is a live session of the hint's user in
+// which the hint's client got tokens — an expired hint included — and then
+// notifies as any logout. Otherwise it ends nothing and says so: 400 when a
+// live session is left alone (a hint of another client or user, or issued
+// before the session began), and "no session was ended" when there was
+// none alive to end.
+func TestEndSessionWithoutCookie(t *testing.T) {
+	cases := []struct {
+		name   string
+		method string
+		// params builds the request from rp's tokens.
+		params func(t *testing.T, env *servertest.Env, tk tokens) url.Values
+		// before runs first (e.g. signs out in the browser, moves the clock).
+		before func(t *testing.T, env *servertest.Env, agent *servertest.Agent)
+		status int
+		// location is the redirect expected ("" for none).
+		location string
+		// ends says the session is ended (and announced); survives that it
+		// is left alive (neither: it had ended before).
+		ends, survives bool
+		body           string
+	}{
+		{name: "zitadel/post-with-hint-and-redirect", method: http.MethodPost,
+			params: func(_ *testing.T, _ *servertest.Env, tk tokens) url.Values {
+				return url.Values{"id_token_hint": {tk.id}, "client_id": {"rp"}, "post_logout_redirect_uri": {rpPostOut}, "state": {"s1"}}
+			},
+			// rp has a front-channel URI: the signed-out page with its iframe
+			// comes first, then continues to the post-logout URI.
+			status: http.StatusOK, ends: true, body: `id="continue" href="` + rpPostOut + `?state=s1"`},
+		{name: "oauth2-proxy/get-with-hint", method: http.MethodGet,
+			params: func(_ *testing.T, _ *servertest.Env, tk tokens) url.Values {
+				return url.Values{"id_token_hint": {tk.id}}
+			},
+			status: http.StatusOK, ends: true, body: "You are signed out of Castellan"},
+		{name: "expired-hint", method: http.MethodGet,
+			before: func(_ *testing.T, env *servertest.Env, _ *servertest.Agent) {
+				env.Clock.Advance(env.Config.Tokens.IDTokenTTL.D() + time.Minute)
+			},
+			params: func(_ *testing.T, _ *servertest.Env, tk tokens) url.Values {
+				return url.Values{"id_token_hint": {tk.id}, "post_logout_redirect_uri": {rpPostOut}}
+			},
+			status: http.StatusOK, ends: true, body: `id="continue" href="` + rpPostOut + `"`},
+		{name: "fail/hint-of-a-client-without-tokens-in-the-session", method: http.MethodGet,
+			params: func(t *testing.T, env *servertest.Env, tk tokens) url.Values {
+				return url.Values{"id_token_hint": {forgeHint(t, env, tk.id, func(c map[string]any) { c["aud"] = "web" })}}
+			},
+			status: http.StatusBadRequest, survives: true, body: "No session was ended"},
+		{name: "fail/hint-of-another-user", method: http.MethodPost,
+			params: func(t *testing.T, env *servertest.Env, tk tokens) url.Values {
+				bob, err := env.Store.GetUserByUsername(t.Context(), "bob")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return url.Values{"id_token_hint": {forgeHint(t, env, tk.id, func(c map[string]any) { c["sub"] = bob.ID })}}
+			},
+			status: http.StatusBadRequest, survives: true, body: "No session was ended"},
+		{name: "fail/hint-issued-before-the-session", method: http.MethodGet,
+			params: func(t *testing.T, env *servertest.Env, tk tokens) url.Values {
+				return url.Values{"id_token_hint": {forgeHint(t, env, tk.id, func(c map[string]any) {
+					c["iat"] = env.Clock.Now().Add(-time.Hour).Unix()
+				})}, "post_logout_redirect_uri": {rpPostOut}}
+			},
+			status: http.StatusBadRequest, survives: true, body: "No session was ended"},
+		{name: "session-already-ended", method: http.MethodGet,
+			before: func(t *testing.T, env *servertest.Env, agent *servertest.Agent) { env.SignOut(t, agent) },
+			params: func(_ *testing.T, _ *servertest.Env, tk tokens) url.Values {
+				return url.Values{"id_token_hint": {tk.id}}
+			},
+			status: http.StatusOK, body: "No session was ended"},
+		{name: "session-already-ended/with-redirect", method: http.MethodPost,
+			before: func(t *testing.T, env *servertest.Env, agent *servertest.Agent) { env.SignOut(t, agent) },
+			params: func(_ *testing.T, _ *servertest.Env, tk tokens) url.Values {
+				return url.Values{"id_token_hint": {tk.id}, "post_logout_redirect_uri": {rpPostOut}}
+			},
+			status: http.StatusSeeOther, location: rpPostOut},
+		{name: "no-hint", method: http.MethodGet,
+			params: func(_ *testing.T, _ *servertest.Env, _ tokens) url.Values {
+				return url.Values{"client_id": {"rp"}}
+			},
+			status: http.StatusOK, survives: true, body: "No session was ended"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rc := newReceiver(t, 0)
+			env := setupWith(t, rc.URL+"/backchannel", "", func(cfg *config.Config) {
+				cfg.Tokens.IDTokenTTL = config.Duration(5 * time.Minute)
+			})
+			agent := env.Agent("alice")
+			tk := signIn(t, env, agent)
+			alice, err := env.Store.GetUserByUsername(t.Context(), "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.before != nil {
+				c.before(t, env, agent)
+			}
+			endedBefore := gather(t, env)[`castellan_sessions_total{event="ended"}{reason="rp_logout"}`]
+			status, location, body := serverSide(t, c.method, env.URL+"/end_session", c.params(t, env, tk))
+			if status != c.status || location != c.location {
+				t.Fatalf("got %d Location %q, want %d %q\n%s", status, location, c.status, c.location, body)
+			}
+			if c.body != "" && !strings.Contains(body, c.body) {
+				t.Errorf("page does not say %q:\n%s", c.body, body)
+			}
+			sessions, err := env.Store.ListSessionsByUser(t.Context(), alice.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			endedAfter := gather(t, env)[`castellan_sessions_total{event="ended"}{reason="rp_logout"}`]
+			if !c.ends {
+				if c.survives && len(sessions) != 1 {
+					t.Fatalf("the session did not survive: %d sessions", len(sessions))
+				}
+				if endedAfter != endedBefore {
+					t.Errorf("a session ended was counted")
+				}
+				return
+			}
+			if len(sessions) != 0 {
+				t.Fatalf("%d sessions left, want the hint's ended", len(sessions))
+			}
+			if endedAfter != endedBefore+1 {
+				t.Errorf("castellan_sessions_total{ended,rp_logout}: got %v, want %v", endedAfter, endedBefore+1)
+			}
+			if got := verifyLogoutToken(t, env, await(t, rc)); got.SID != servertest.Claims(tk.id)["sid"] {
+				t.Errorf("logout token sid %q, want the hint's", got.SID)
+			}
+			if p := silent(t, agent); p.Get("error") != "login_required" {
+				t.Errorf("prompt=none in the browser after the server-side logout: %v, want login_required", p)
+			}
+		})
+	}
+}
+
+// TestEndSessionStorageError: storage failing while the client is looked up
+// is a server error, not "unknown client_id".
+func TestEndSessionStorageError(t *testing.T) {
+	env := setup(t, newReceiver(t, 0))
+	env.Store.Close()
+	status, _, body := serverSide(t, http.MethodGet, env.URL+"/end_session", url.Values{"client_id": {"rp"}})
+	if status != http.StatusInternalServerError || strings.Contains(body, "unknown client_id") {
+		t.Fatalf("got %d, want 500 and no claim that the client is unknown\n%s", status, body)
 	}
 }

@@ -8,9 +8,11 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/castellan-auth/castellan/internal/clock"
+	"github.com/castellan-auth/castellan/internal/metrics"
 	"github.com/castellan-auth/castellan/internal/mint"
 	"github.com/castellan-auth/castellan/internal/oidc"
 	"github.com/castellan-auth/castellan/internal/opaque"
@@ -50,19 +52,69 @@ type LogoutClaims struct {
 // notice is claimed by one of them at a time. Ended only wakes the notifier
 // up; it also looks on its own every pollInterval, for notices queued
 // elsewhere and for retries.
+//
+// A notice that cannot be delivered is tried again with capped exponential
+// backoff for as long as the session's tokens can be used (Retry), so a
+// receiver that was down for a while still hears of the sign-out when it
+// comes back; then it is given up and counted.
 type Notifier struct {
 	store      Store
 	mint       *mint.Minter
 	algorithms []string
 	clock      clock.Clock
 	log        *slog.Logger
+	metrics    *metrics.LogoutNotices
 	http       *http.Client
-
-	// attempts and backoff bound the retries of one delivery.
-	attempts int
-	backoff  time.Duration
+	retry      Retry
 
 	wake chan struct{}
+	// observe, if set (tests), hears every attempt's outcome once it is recorded.
+	observe atomic.Pointer[func(storage.LogoutNotice, string)]
+}
+
+// Retry is how long and how often an undelivered notice is tried again.
+type Retry struct {
+	// First is the delay after the first failed attempt; each further
+	// failure doubles it, up to Max.
+	First, Max time.Duration
+	// Window is how long after the session ended a retry may still start.
+	// A notice that fails after that is given up.
+	Window time.Duration
+}
+
+const (
+	// retryFirst and retryMax are the backoff of DefaultRetry: a receiver
+	// back from an outage hears of a sign-out within a minute.
+	retryFirst = time.Second
+	retryMax   = time.Minute
+	// tokenLeeway is how long past its exp a receiver may still accept a
+	// token (clock skew allowances are commonly up to a minute).
+	tokenLeeway = time.Minute
+)
+
+// DefaultRetry is the retry policy for the configured token lifetimes. A
+// notice matters for as long as a receiver can still act on tokens of the
+// ended session: every access token and ID token issued in it was issued at
+// the latest when the session ended, so the last of them expires accessTTL
+// or idTokenTTL later (plus tokenLeeway). An access token verified locally,
+// without introspection, is the one thing a receiver can still use then:
+// session-bound refresh tokens die with the session, introspection and
+// userinfo refuse tokens that name it, and an offline grant's refresh token
+// is meant to outlive the sign-out (Back-Channel Logout §2.7). After that
+// window a late notice would only end a receiver's own session, whose
+// lifetime the provider does not know: the notice is given up and counted
+// (castellan_logout_notices_given_up_total).
+func DefaultRetry(accessTTL, idTokenTTL time.Duration) Retry {
+	return Retry{First: retryFirst, Max: retryMax, Window: max(accessTTL, idTokenTTL) + tokenLeeway}
+}
+
+// after is the delay before the next attempt once attempts have failed.
+func (r Retry) after(attempts int) time.Duration {
+	d := r.First
+	for i := 1; i < attempts && d < r.Max; i++ {
+		d *= 2
+	}
+	return min(d, r.Max)
 }
 
 const (
@@ -74,30 +126,55 @@ const (
 	claimBatch = 16
 	deliverers = 4
 	// leaseFor is how long a claimed notice is this node's to deliver: longer
-	// than the batch can take (claimBatch / deliverers × the HTTP timeout).
+	// than the batch can take (claimBatch / deliverers × deliveryTimeout).
 	// If the node dies first, the notice is due again when the lease ends.
 	leaseFor = time.Minute
+	// deliveryTimeout bounds one POST to a receiver.
+	deliveryTimeout = 5 * time.Second
 )
 
-// NewNotifier returns a notifier; Run does its work.
-func NewNotifier(store Store, m *mint.Minter, algorithms []string, clk clock.Clock, log *slog.Logger) *Notifier {
-	return &Notifier{
-		store: store, mint: m, algorithms: algorithms, clock: clk, log: log,
+// Outcomes of one delivery attempt, the label of
+// castellan_logout_notice_attempts_total.
+const (
+	outcomeDelivered = "delivered"
+	outcomeRefused   = "refused"
+	outcomeFailed    = "failed"
+	outcomeGivenUp   = "given_up"
+)
+
+// NotifierConfig is what a Notifier is built from.
+type NotifierConfig struct {
+	Store Store
+	Mint  *mint.Minter
+	// Algorithms are the configured signing algorithms (the logout token is
+	// signed as the client's ID tokens are).
+	Algorithms []string
+	// Clock dates the logout tokens and schedules attempts.
+	Clock   clock.Clock
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+	Retry   Retry
+}
+
+// NewNotifier returns a notifier; Run does its work. It also makes the
+// metrics count the notices waiting in storage.
+func NewNotifier(c NotifierConfig) *Notifier {
+	n := &Notifier{
+		store: c.Store, mint: c.Mint, algorithms: c.Algorithms, clock: c.Clock, log: c.Log,
+		metrics: c.Metrics.Logout, retry: c.Retry,
 		http: &http.Client{
-			Timeout: 5 * time.Second,
+			Timeout: deliveryTimeout,
 			// A logout URI that redirects is misconfigured; following it could
 			// carry the token somewhere unregistered.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		attempts: 5,
-		backoff:  time.Second,
-		wake:     make(chan struct{}, 1),
+		wake: make(chan struct{}, 1),
 	}
-}
-
-// SetRetry changes the retry policy (tests use short backoffs).
-func (n *Notifier) SetRetry(attempts int, backoff time.Duration) {
-	n.attempts, n.backoff = attempts, backoff
+	n.metrics.Count(func(ctx context.Context) (int64, int64, error) {
+		c, err := n.store.CountLogoutNotices(ctx)
+		return c.Pending, c.Failing, err
+	})
+	return n
 }
 
 // Ended is a session.EndedFunc. The ended sessions' notices are already in
@@ -114,9 +191,9 @@ func (n *Notifier) Wake() {
 
 // Run delivers due notices until ctx ends.
 //
-// Due times, leases and backoff are wall-clock time, not the notifier's clock
-// (which dates the logout tokens): they schedule work, and nodes sharing a
-// database are assumed to agree on the time to well within a lease.
+// Due times, leases and the retry window are the notifier's clock (the
+// system clock in production; nodes sharing a database are assumed to agree
+// on the time to well within a lease).
 func (n *Notifier) Run(ctx context.Context) {
 	poll := time.NewTicker(pollInterval)
 	defer poll.Stop()
@@ -134,7 +211,7 @@ func (n *Notifier) Run(ctx context.Context) {
 // drain delivers the notices due now, a batch at a time, until none is left.
 func (n *Notifier) drain(ctx context.Context) {
 	for ctx.Err() == nil {
-		now := time.Now()
+		now := n.clock.Now()
 		batch, err := n.store.ClaimLogoutNotices(ctx, now, now.Add(leaseFor), claimBatch)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -166,31 +243,53 @@ func (n *Notifier) attempt(ctx context.Context, x storage.LogoutNotice) {
 		n.remove(ctx, x) // nobody to tell
 		return
 	case err == nil:
-		err = n.deliver(ctx, storage.Session{SID: x.SID, UserID: x.UserID}, c)
-	}
-	if err == nil {
-		n.remove(ctx, x)
-		return
+		var refused bool
+		if refused, err = n.deliver(ctx, storage.Session{SID: x.SID, UserID: x.UserID}, c); err == nil {
+			n.remove(ctx, x)
+			outcome := outcomeDelivered
+			if refused {
+				outcome = outcomeRefused
+			}
+			n.record(x, outcome)
+			return
+		}
 	}
 	if ctx.Err() != nil {
 		return // shutting down, not the client's failure: the lease's end brings it back
 	}
 	x.Attempts++
-	if x.Attempts >= n.attempts {
-		n.log.Warn("back-channel logout failed; giving up", "client_id", x.ClientID, "sid", x.SID, "attempts", x.Attempts, "err", err)
+	now := n.clock.Now()
+	delay := n.retry.after(x.Attempts)
+	if next := now.Add(delay); !next.Before(x.CreatedAt.Add(n.retry.Window)) {
+		n.log.Warn("back-channel logout failed; giving up: the session's tokens have expired", "client_id", x.ClientID, "sid", x.SID,
+			"attempts", x.Attempts, "since", now.Sub(x.CreatedAt), "err", err)
 		n.remove(ctx, x)
+		n.record(x, outcomeGivenUp)
 		return
 	}
-	delay := n.backoff << (x.Attempts - 1)
-	n.log.Info("back-channel logout failed; will retry", "client_id", x.ClientID, "in", delay, "err", err)
+	n.log.Info("back-channel logout failed; will retry", "client_id", x.ClientID, "attempts", x.Attempts, "in", delay, "err", err)
 	// If this write fails, the lease's end brings the notice back instead.
-	if err := n.store.RetryLogoutNotice(ctx, x.SID, x.ClientID, x.Attempts, time.Now().Add(delay)); err != nil {
+	if err := n.store.RetryLogoutNotice(ctx, x.SID, x.ClientID, x.Attempts, now.Add(delay)); err != nil {
 		if !errors.Is(err, storage.ErrNotFound) && ctx.Err() == nil {
 			n.log.Error("back-channel logout: schedule retry", "client_id", x.ClientID, "err", err)
 		}
 		return
 	}
+	n.record(x, outcomeFailed)
 	time.AfterFunc(delay, n.Wake)
+}
+
+// record counts an attempt's outcome once storage holds it.
+func (n *Notifier) record(x storage.LogoutNotice, outcome string) {
+	if outcome == outcomeGivenUp {
+		n.metrics.Attempts.WithLabelValues(outcomeFailed).Inc()
+		n.metrics.GivenUp.Inc()
+	} else {
+		n.metrics.Attempts.WithLabelValues(outcome).Inc()
+	}
+	if f := n.observe.Load(); f != nil {
+		(*f)(x, outcome)
+	}
 }
 
 func (n *Notifier) remove(ctx context.Context, x storage.LogoutNotice) {
@@ -236,27 +335,32 @@ func (n *Notifier) LogoutToken(s storage.Session, c storage.Client) (string, err
 	return n.mint.Sign(oidc.IDTokenAlgorithm(c, n.algorithms), mint.TypeLogoutToken, claims)
 }
 
-func (n *Notifier) deliver(ctx context.Context, s storage.Session, c storage.Client) error {
+// deliver POSTs the logout token. refused reports a 400: the receiver will
+// not take this token, and retrying will not change that.
+func (n *Notifier) deliver(ctx context.Context, s storage.Session, c storage.Client) (refused bool, err error) {
 	tok, err := n.LogoutToken(s, c)
 	if err != nil {
-		return err
+		return false, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.BackchannelLogoutURI,
 		strings.NewReader(url.Values{"logout_token": {tok}}.Encode()))
 	if err != nil {
-		return err
+		return false, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := n.http.Do(req)
 	if err != nil {
-		return err
+		return false, err
 	}
 	resp.Body.Close()
-	// §2.8: 200 on success; 400 means the RP refused this token, retrying will not help.
-	if resp.StatusCode/100 == 2 || resp.StatusCode == http.StatusBadRequest {
-		return nil
+	// §2.8: 200 on success; 400 means the RP refused this token.
+	switch {
+	case resp.StatusCode/100 == 2:
+		return false, nil
+	case resp.StatusCode == http.StatusBadRequest:
+		return true, nil
 	}
-	return &statusError{resp.StatusCode}
+	return false, &statusError{resp.StatusCode}
 }
 
 type statusError struct{ code int }

@@ -17,6 +17,7 @@ type Metrics struct {
 	SignIns  *prometheus.CounterVec   // outcome
 	Tokens   *prometheus.CounterVec   // grant_type, outcome
 	Sessions *prometheus.CounterVec   // event (started, ended), reason
+	Logout   *LogoutNotices
 }
 
 // New registers the collectors on a fresh registry, with Go runtime and
@@ -40,8 +41,9 @@ func New() *Metrics {
 		Sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "castellan_sessions_total", Help: "SSO sessions started and ended, with the reason.",
 		}, []string{"event", "reason"}),
+		Logout: newLogoutNotices(),
 	}
-	m.Registry.MustRegister(m.Requests, m.Latency, m.SignIns, m.Tokens, m.Sessions,
+	m.Registry.MustRegister(m.Requests, m.Latency, m.SignIns, m.Tokens, m.Sessions, m.Logout,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

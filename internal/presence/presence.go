@@ -116,7 +116,7 @@ func (e *Endpoint) authenticate(w http.ResponseWriter, r *http.Request) (storage
 		challenge(w, http.StatusForbidden, oauth.ErrInvalidRequest, "origin not allowed for this client")
 		return storage.Session{}, mint.AccessClaims{}, false
 	}
-	active, err := e.Grants.AccessActive(ctx, claims.JTI, claims.Grant)
+	active, err := e.Grants.AccessActive(ctx, claims.JTI, claims.Grant, claims.SID)
 	if err != nil {
 		e.fail(w, r, err)
 		return storage.Session{}, mint.AccessClaims{}, false

@@ -108,7 +108,7 @@ func (e *Endpoint) events(w http.ResponseWriter, r *http.Request) {
 				sessionEnded("ended")
 				return
 			}
-			if active, err := e.Grants.AccessActive(r.Context(), claims.JTI, claims.Grant); err == nil && !active {
+			if active, err := e.Grants.AccessActive(r.Context(), claims.JTI, claims.Grant, claims.SID); err == nil && !active {
 				closed(ClosedTokenRevoked)
 				return
 			}

@@ -128,6 +128,9 @@ func New(ctx context.Context, d Deps) (*Server, error) {
 	if err := s.warnLegacy(ctx, d.Store); err != nil {
 		return nil, err
 	}
+	if err := warnRotationWithoutGrace(ctx, d.Store, cfg.Tokens.RefreshTokenGrace.D(), d.Log.Warn); err != nil {
+		return nil, err
+	}
 
 	s.Clients = client.NewCache(d.Store, d.Clock, client.CacheTTL)
 	audience := cfg.Tokens.Audience
@@ -190,7 +193,10 @@ func New(ctx context.Context, d Deps) (*Server, error) {
 	}
 	te.CORS, pe.CORS = s.CORS, s.CORS
 	ui.CORS, ui.Clients = s.CORS, s.Clients
-	s.Notifier = logout.NewNotifier(d.Store, s.Mint, cfg.Signing.Algorithms, d.Clock, d.Log)
+	s.Notifier = logout.NewNotifier(logout.NotifierConfig{
+		Store: d.Store, Mint: s.Mint, Algorithms: cfg.Signing.Algorithms, Clock: d.Clock, Log: d.Log, Metrics: s.Metrics,
+		Retry: logout.DefaultRetry(cfg.Tokens.AccessTokenTTL.D(), cfg.Tokens.IDTokenTTL.D()),
+	})
 	s.Sessions.OnEnded(s.Notifier.Ended)
 	ev := cfg.SessionEvents
 	broker := presence.NewBroker(presence.Limits{PerSession: ev.MaxPerSession, PerAddress: ev.MaxPerAddress,

@@ -111,6 +111,17 @@ func (m *Manager) Lookup(ctx context.Context, cookieValue string) (storage.Sessi
 	return m.live(ctx, s, err)
 }
 
+// LookupBySID finds the live session with this public sid, for a request
+// that names it without its cookie (RP-initiated logout from a client's
+// server). An expired session is ended on the spot, as by Lookup.
+func (m *Manager) LookupBySID(ctx context.Context, sid string) (storage.Session, error) {
+	if sid == "" {
+		return storage.Session{}, ErrNoSession
+	}
+	s, err := m.store.GetSessionBySID(ctx, sid)
+	return m.live(ctx, s, err)
+}
+
 // LookupWithUser is Lookup that also returns the session's user, read with it.
 // The user may be disabled: that is the caller's to judge.
 func (m *Manager) LookupWithUser(ctx context.Context, cookieValue string) (storage.Session, storage.User, error) {

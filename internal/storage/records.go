@@ -78,8 +78,9 @@ type Client struct {
 	BackchannelLogoutSessionRequired  bool
 	FrontchannelLogoutURI             string
 	FrontchannelLogoutSessionRequired bool
-	// OfflineRefresh lets refresh tokens outlive the SSO session (public clients are
-	// session-bound by default).
+	// OfflineRefresh lets a public client's refresh tokens outlive the SSO
+	// session when it asks for offline_access (a confidential client needs
+	// offline_access in its Scopes instead).
 	OfflineRefresh bool
 	// RenewalCountsAsActivity makes silent renewals extend the SSO session's idle timer.
 	RenewalCountsAsActivity bool

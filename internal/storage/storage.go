@@ -89,6 +89,18 @@ type LogoutNotices interface {
 	// DeleteLogoutNotice removes a notice that was delivered or given up;
 	// removing one that is gone is not an error.
 	DeleteLogoutNotice(ctx context.Context, sid, clientID string) error
+	// CountLogoutNotices counts the notices waiting, on every node, in one
+	// read (for the metrics).
+	CountLogoutNotices(ctx context.Context) (LogoutNoticeCounts, error)
+}
+
+// LogoutNoticeCounts is what CountLogoutNotices reads.
+type LogoutNoticeCounts struct {
+	// Pending is every notice not yet delivered or given up.
+	Pending int64
+	// Failing is those of them whose delivery failed at least once: their
+	// receiver is down or refuses connections.
+	Failing int64
 }
 
 // Clients stores registered OAuth clients.

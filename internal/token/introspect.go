@@ -64,7 +64,7 @@ var inactive = &Introspection{}
 
 func (e *Endpoint) inspect(ctx context.Context, c storage.Client, token string) (*Introspection, error) {
 	if claims, err := e.Mint.ParseAccess(token, e.Clock.Now()); err == nil {
-		active, err := e.Grants.AccessActive(ctx, claims.JTI, claims.Grant)
+		active, err := e.Grants.AccessActive(ctx, claims.JTI, claims.Grant, claims.SID)
 		if err != nil || !active {
 			return inactive, err
 		}
@@ -94,6 +94,6 @@ func (e *Endpoint) inspect(ctx context.Context, c storage.Client, token string) 
 	return &Introspection{
 		Active: true, Scope: oauth.JoinScope(g.Scopes), ClientID: g.ClientID, TokenType: "refresh_token",
 		Expiry: rec.Token.ExpiresAt.Unix(), IssuedAt: rec.Token.CreatedAt.Unix(), Subject: g.UserID,
-		Issuer: e.Mint.Issuer(), SID: g.SID, AuthTime: g.AuthTime.Unix(),
+		Issuer: e.Mint.Issuer(), SID: rec.SID, AuthTime: g.AuthTime.Unix(),
 	}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/castellan-auth/castellan/internal/config"
 	"github.com/castellan-auth/castellan/internal/mint"
 	"github.com/castellan-auth/castellan/internal/opaque"
 	"github.com/castellan-auth/castellan/internal/server/servertest"
@@ -148,8 +149,9 @@ func TestIntrospection(t *testing.T) {
 // TestIntrospectionOfExpiredToken: an access token past its exp is inactive
 // (ADVERSARIAL 53).
 func TestIntrospectionOfExpiredToken(t *testing.T) {
-	f := newFixture(t)
-	// An offline grant: one bound to the SSO session would idle out first.
+	// The session outlives the token: a token naming an ended session is
+	// inactive anyway (TestIntrospectionInactiveAfterSessionEnds).
+	f := newFixture(t, func(cfg *config.Config) { cfg.Session.IdleTimeout = config.Duration(2 * time.Hour) })
 	tk := f.tokens(t, web("openid offline_access"))
 	f.env.Clock.Advance(time.Hour - time.Second)
 	if !f.env.Active(t, tk.AccessToken) {
@@ -157,6 +159,57 @@ func TestIntrospectionOfExpiredToken(t *testing.T) {
 	}
 	f.env.Clock.Advance(time.Second)
 	inactive(t, f.env, servertest.SvcClient, tk.AccessToken)
+}
+
+// TestIntrospectionInactiveAfterSessionEnds: once the person signs out, every
+// access token issued in the session is inactive at introspection, whatever
+// its grant: a session-bound one, a confidential client's without
+// offline_access, and an offline grant's, which names the ended sid. The
+// offline grant itself outlives the session: its refresh token is active
+// and works, without naming the ended session, and what it issues then
+// names no session either (no sid in the access or ID token), so it is
+// active.
+func TestIntrospectionInactiveAfterSessionEnds(t *testing.T) {
+	f := newFixture(t)
+	cases := []struct {
+		name  string
+		authz servertest.Authz
+	}{
+		{"public-session-bound", servertest.Authz{}},
+		{"confidential-session-bound", web("openid profile")},
+		{"confidential-offline", web("openid offline_access")},
+	}
+	issued := make([]servertest.Tokens, len(cases))
+	for i, c := range cases {
+		issued[i] = f.tokens(t, c.authz)
+		if !f.env.Active(t, issued[i].AccessToken) || servertest.Claims(issued[i].AccessToken)["sid"] == nil {
+			t.Fatalf("%s: access token inactive, or without sid, before sign-out", c.name)
+		}
+	}
+	f.env.SignOut(t, f.alice)
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			inactive(t, f.env, servertest.SvcClient, issued[i].AccessToken)
+		})
+	}
+	t.Run("offline-refresh-token", func(t *testing.T) {
+		r := f.env.Introspect(t, servertest.WebClient, issued[2].RefreshToken)
+		if r.JSON["active"] != true || r.JSON["sid"] != nil {
+			t.Errorf("the offline grant's refresh token after sign-out: %s, want active and no sid", r.Body)
+		}
+	})
+	t.Run("offline-refreshed-after-sign-out", func(t *testing.T) {
+		tk := mustToken(t, f.env.Refresh(t, servertest.WebClient, issued[2].RefreshToken, ""))
+		if sid, ok := servertest.Claims(tk.AccessToken)["sid"]; ok {
+			t.Errorf("access token refreshed after the session ended names sid %v", sid)
+		}
+		if sid, ok := servertest.Claims(tk.IDToken)["sid"]; ok || tk.IDToken == "" {
+			t.Errorf("ID token refreshed after the session ended: sid %v (present %v), id_token %v", sid, ok, tk.IDToken != "")
+		}
+		if !f.env.Active(t, tk.AccessToken) {
+			t.Error("the offline grant's new access token is inactive")
+		}
+	})
 }
 
 func revoke(t testing.TB, env *servertest.Env, c servertest.ClientAuth, token string) {

@@ -47,7 +47,7 @@ func (e *Endpoint) respond(ctx context.Context, c storage.Client, is grant.Issue
 		return nil, err
 	}
 	at, _, err := e.Mint.NewAccess(mint.AccessParams{
-		ClientID: c.ID, Subject: g.UserID, Scopes: is.Scopes, GrantID: g.ID, SID: g.SID,
+		ClientID: c.ID, Subject: g.UserID, Scopes: is.Scopes, GrantID: g.ID, SID: is.SID,
 		AuthTime: g.AuthTime, AMR: g.AMR, IssuedAt: now, Expiry: is.AccessExpiry, JKT: jkt, Audience: c.Audience,
 	})
 	if err != nil {
@@ -60,7 +60,7 @@ func (e *Endpoint) respond(ctx context.Context, c storage.Client, is grant.Issue
 	if oauth.Contains(g.Scopes, oauth.ScopeOpenID) {
 		alg := oidc.IDTokenAlgorithm(c, e.Algorithms)
 		resp.IDToken, err = e.Mint.NewID(alg, mint.IDParams{
-			ClientID: c.ID, Subject: g.UserID, SID: g.SID, Nonce: nonce, AuthTime: g.AuthTime,
+			ClientID: c.ID, Subject: g.UserID, SID: is.SID, Nonce: nonce, AuthTime: g.AuthTime,
 			AMR: g.AMR, ACR: oidc.ACR, IssuedAt: now, Expiry: now.Add(e.IDTokenTTL),
 			AccessToken: at, User: oidc.UserClaims(u, is.Scopes),
 		})

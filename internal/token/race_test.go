@@ -131,7 +131,7 @@ func TestConcurrentRefresh(t *testing.T) {
 			checkReply(t, f.env.Refresh(t, servertest.SPAClient, tk.RefreshToken, ""), 400, "invalid_grant")
 		})
 		t.Run("adv36/outside-grace-window-"+strconv.Itoa(n), func(t *testing.T) {
-			f := newFixture(t) // refresh_token_grace: 0s
+			f := newFixture(t, func(cfg *config.Config) { cfg.Tokens.RefreshTokenGrace = 0 })
 			tk := f.tokens(t, servertest.Authz{})
 			grant := grantOf(t, tk.AccessToken)
 			replies := storm(t, f.env, n, form("grant_type", "refresh_token", "refresh_token", tk.RefreshToken), servertest.SPAClient)

@@ -28,8 +28,8 @@ func (refreshToken) handle(ctx context.Context, e *Endpoint, req *request) (*Res
 	if err != nil {
 		return nil, err
 	}
-	if e.Activity != nil && is.Grant.SID != "" {
-		e.Activity.RenewalActivity(ctx, c, is.Grant.SID)
+	if e.Activity != nil && is.SID != "" {
+		e.Activity.RenewalActivity(ctx, c, is.SID)
 	}
 	// OIDC Core §12.2: the refreshed ID token has no nonce.
 	return e.respond(ctx, c, is, "", req.jkt)

@@ -13,7 +13,8 @@ import (
 // TestRefreshTokenGrant is grant_type=refresh_token (RFC 6749 §6, OAuth 2.1
 // §4.3; ADVERSARIAL 35, 37, 38).
 func TestRefreshTokenGrant(t *testing.T) {
-	f := newFixture(t)
+	// Reuse is detected at once: no grace (TestConcurrentRefresh has it).
+	f := newFixture(t, func(cfg *config.Config) { cfg.Tokens.RefreshTokenGrace = 0 })
 	// Values carried from a case's send to its then.
 	var before servertest.Tokens
 	refresh := func(c servertest.ClientAuth, a servertest.Authz, scope string) func(t *testing.T, f *fixture) servertest.Reply {
@@ -163,13 +164,14 @@ func TestRefreshTokenGrant(t *testing.T) {
 		{name: "adv40/access-token-as-refresh-token", send: func(t *testing.T, f *fixture) servertest.Reply {
 			return f.env.Refresh(t, servertest.SPAClient, f.tokens(t, servertest.Authz{}).AccessToken, "")
 		}, status: 400, err: "invalid_grant"},
-		{name: "no-refresh-token-without-offline-access", send: func(t *testing.T, f *fixture) servertest.Reply {
+		{name: "refresh-token-without-offline-access", send: func(t *testing.T, f *fixture) servertest.Reply {
 			code, a := f.code(t, servertest.Authz{Scope: "openid profile"})
 			return f.env.Redeem(t, code, a)
 		}, status: 200, then: func(t *testing.T, f *fixture, r servertest.Reply) {
-			// OIDC Core §11: an OpenID grant gets a refresh token only for offline_access.
-			if tk := mustToken(t, r); tk.RefreshToken != "" {
-				t.Error("refresh token without offline_access")
+			// A session-bound refresh token needs no offline_access
+			// (TestRefreshWithoutOfflineAccessIsSessionBound).
+			if tk := mustToken(t, r); tk.RefreshToken == "" {
+				t.Error("no refresh token without offline_access")
 			}
 		}},
 	}
@@ -362,5 +364,55 @@ func TestCodeOfDeletedUser(t *testing.T) {
 	checkReply(t, f.env.Redeem(t, code, a), 400, "invalid_grant")
 	if grants, err := f.env.Store.ListGrantsByUser(context.Background(), id); err != nil || len(grants) != 0 {
 		t.Errorf("grants of a deleted user: %v, %v; want none", grants, err)
+	}
+}
+
+// TestRefreshWithoutOfflineAccessIsSessionBound: every client allowed the
+// refresh_token grant gets a refresh token, with or without offline_access
+// (oauth2-proxy's default scopes got none). Without offline_access, or for a
+// client that may not hold offline tokens, the family is bound to the SSO
+// session and dies at sign-out; offline_access alone asks for one that
+// outlives it, and only a confidential client with offline_access in its
+// scope or a public client with offline_refresh gets one.
+func TestRefreshWithoutOfflineAccessIsSessionBound(t *testing.T) {
+	publicOffline := servertest.ClientAuth{ID: "spa-offline", Method: "none"}
+	f := newFixture(t, func(cfg *config.Config) {
+		cfg.Clients = append(cfg.Clients, config.Client{
+			ClientID: publicOffline.ID, TokenEndpointAuthMethod: "none", RedirectURIs: []string{servertest.SPARedirect},
+			GrantTypes: []string{"authorization_code", "refresh_token"}, Scope: "openid profile offline_access",
+			SkipConsent: true, OfflineRefresh: true,
+		})
+	})
+	cases := []struct {
+		name        string
+		authz       servertest.Authz
+		outlivesOut bool // the refresh token still works after sign-out
+	}{
+		{name: "confidential/openid", authz: web("openid profile")},
+		{name: "confidential/no-openid", authz: web("api:read")},
+		{name: "confidential/offline_access", authz: web("openid offline_access"), outlivesOut: true},
+		{name: "confidential-rotating/openid", authz: servertest.Authz{Client: rotating, RedirectURI: servertest.WebRedirect, Scope: "openid"}},
+		{name: "public/openid", authz: servertest.Authz{Client: servertest.SPAClient, Scope: "openid profile"}},
+		{name: "public/offline_access-not-allowed", authz: servertest.Authz{Client: servertest.SPAClient, Scope: "openid offline_access"}},
+		{name: "public-offline_refresh/openid", authz: servertest.Authz{Client: publicOffline, RedirectURI: servertest.SPARedirect, Scope: "openid"}},
+		{name: "public-offline_refresh/offline_access", authz: servertest.Authz{Client: publicOffline, RedirectURI: servertest.SPARedirect, Scope: "openid offline_access"}, outlivesOut: true},
+	}
+	issued := make([]servertest.Tokens, len(cases))
+	for i, c := range cases {
+		issued[i] = f.tokens(t, c.authz)
+		if issued[i].RefreshToken == "" {
+			t.Fatalf("%s: no refresh token", c.name)
+		}
+	}
+	f.env.SignOut(t, f.alice)
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := f.env.Refresh(t, c.authz.Client, issued[i].RefreshToken, "")
+			if c.outlivesOut {
+				mustToken(t, r)
+				return
+			}
+			checkReply(t, r, http.StatusBadRequest, "invalid_grant")
+		})
 	}
 }

@@ -208,7 +208,7 @@ func (e *Endpoint) serve(w http.ResponseWriter, r *http.Request) {
 		deny(w, http.StatusForbidden, oauth.ErrInvalidRequest, "the client of this token does not allow requests from this origin")
 		return
 	}
-	active, err := e.Grants.AccessActive(ctx, claims.JTI, claims.Grant)
+	active, err := e.Grants.AccessActive(ctx, claims.JTI, claims.Grant, claims.SID)
 	if err != nil {
 		e.fail(w, r, err)
 		return

@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/castellan-auth/castellan/internal/config"
 	"github.com/castellan-auth/castellan/internal/jwstest"
 	"github.com/castellan-auth/castellan/internal/mint"
 	"github.com/castellan-auth/castellan/internal/opaque"
@@ -90,8 +91,12 @@ type fixture struct {
 	alice *servertest.Agent
 }
 
-func newFixture(t *testing.T) *fixture {
-	env := servertest.New(t, servertest.Options{Config: servertest.WithClients(servertest.Config())})
+func newFixture(t *testing.T, adjust ...func(*config.Config)) *fixture {
+	cfg := servertest.WithClients(servertest.Config())
+	for _, f := range adjust {
+		f(cfg)
+	}
+	env := servertest.New(t, servertest.Options{Config: cfg})
 	return &fixture{env: env, alice: env.Agent("alice")}
 }
 
@@ -295,7 +300,9 @@ func TestUserinfo(t *testing.T) {
 
 // TestUserinfoExpiry: a token is good until its exp and not at it (ADVERSARIAL 48).
 func TestUserinfoExpiry(t *testing.T) {
-	f := newFixture(t)
+	// The session outlives the token: a token naming an ended session is
+	// refused anyway (TestUserinfoInactiveAfterSessionEnds).
+	f := newFixture(t, func(cfg *config.Config) { cfg.Session.IdleTimeout = config.Duration(2 * time.Hour) })
 	tk := f.env.CodeFlow(t, f.alice, servertest.Authz{Client: servertest.WebClient, Scope: "openid offline_access"})
 	f.env.Clock.Advance(time.Hour - time.Second)
 	if r := do(t, f.env, call{method: http.MethodGet, header: bearer(tk.AccessToken)}); r.status != 200 {
@@ -319,5 +326,29 @@ func TestUserinfoEndsWithSession(t *testing.T) {
 	f.env.SignOut(t, f.alice)
 	if r := do(t, f.env, call{method: http.MethodGet, header: bearer(tk.AccessToken)}); r.status != 401 {
 		t.Fatalf("after sign-out: %d", r.status)
+	}
+}
+
+// TestUserinfoInactiveAfterSessionEnds: the access token of an offline grant
+// names the session it was issued in and is refused once that session ends,
+// like any other; the grant outlives the session, and the access token it
+// issues afterwards names none and is accepted.
+func TestUserinfoInactiveAfterSessionEnds(t *testing.T) {
+	f := newFixture(t)
+	tk := f.env.CodeFlow(t, f.alice, servertest.Authz{Client: servertest.WebClient, Scope: "openid profile offline_access"})
+	if r := do(t, f.env, call{method: http.MethodGet, header: bearer(tk.AccessToken)}); r.status != 200 {
+		t.Fatalf("before sign-out: %d %s", r.status, r.body)
+	}
+	f.env.SignOut(t, f.alice)
+	r := do(t, f.env, call{method: http.MethodGet, header: bearer(tk.AccessToken)})
+	if r.status != 401 || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), challenge("invalid_token")) {
+		t.Fatalf("offline grant's access token after sign-out: %d %q, want 401 invalid_token", r.status, r.header.Get("WWW-Authenticate"))
+	}
+	next := f.env.Refresh(t, servertest.WebClient, tk.RefreshToken, "").Tokens()
+	if next.AccessToken == "" {
+		t.Fatal("the offline grant did not refresh after sign-out")
+	}
+	if r := do(t, f.env, call{method: http.MethodGet, header: bearer(next.AccessToken)}); r.status != 200 {
+		t.Fatalf("access token refreshed after sign-out: %d %s, want 200", r.status, r.body)
 	}
 }

@@ -67,3 +67,10 @@ func (s *Store) DeleteLogoutNotice(ctx context.Context, sid, clientID string) er
 	_, err := s.exec(ctx, `DELETE FROM logout_notices WHERE sid = ? AND client_id = ?`, sid, clientID)
 	return err
 }
+
+func (s *Store) CountLogoutNotices(ctx context.Context) (storage.LogoutNoticeCounts, error) {
+	var out storage.LogoutNoticeCounts
+	err := s.queryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0) FROM logout_notices`).
+		Scan(&out.Pending, &out.Failing)
+	return out, s.mapErr(err)
+}

@@ -105,9 +105,18 @@ func testLogoutNoticesLease(t *testing.T, s storage.Storage) {
 	}
 
 	n := first[0]
+	wantCounts := func(name string, want storage.LogoutNoticeCounts) {
+		t.Helper()
+		got, err := s.CountLogoutNotices(ctx)
+		wantErr(t, "CountLogoutNotices("+name+")", err, nil)
+		wantEqual(t, "CountLogoutNotices("+name+")", got, want)
+	}
+	wantCounts("claimed, none failed", storage.LogoutNoticeCounts{Pending: 3})
 	wantErr(t, "RetryLogoutNotice", s.RetryLogoutNotice(ctx, n.SID, n.ClientID, 3, t0.Add(time.Hour)), nil)
+	wantCounts("one failed", storage.LogoutNoticeCounts{Pending: 3, Failing: 1})
 	wantErr(t, "DeleteLogoutNotice", s.DeleteLogoutNotice(ctx, first[1].SID, first[1].ClientID), nil)
 	wantErr(t, "DeleteLogoutNotice(again)", s.DeleteLogoutNotice(ctx, first[1].SID, first[1].ClientID), nil)
+	wantCounts("one delivered", storage.LogoutNoticeCounts{Pending: 2, Failing: 1})
 
 	// At the lease's end only rest[0] is due (delivered, say); the retried
 	// one an hour later.
@@ -125,6 +134,7 @@ func testLogoutNoticesLease(t *testing.T, s storage.Storage) {
 	if got := claimAll(t, s, t0.Add(24*time.Hour)); len(got) != 0 {
 		t.Fatalf("after DeleteClient(%s): got %+v", n.ClientID, got)
 	}
+	wantCounts("none left", storage.LogoutNoticeCounts{})
 }
 
 func keys(ns []storage.LogoutNotice) []string {
