@@ -20,10 +20,12 @@ work=$(mktemp -d)
 trap 'jobs -p | xargs -r kill 2>/dev/null; rm -rf "$work"' EXIT
 
 bin=$work/castellan
+benchbin=$work/castellan-bench
 go build -o "$bin" ./cmd/castellan
+go build -o "$benchbin" ./cmd/castellan-bench
 cd "$work"
-"$bin" bench --print-config --target http://127.0.0.1:19400 > bench.yaml
-bench() { "$bin" bench --config bench.yaml --quiet "$@"; }
+"$benchbin" --print-config --target http://127.0.0.1:19400 > bench.yaml
+bench() { "$benchbin" --config bench.yaml --quiet "$@"; }
 
 backends=(sqlite)
 if psql "$pgurl/postgres" -qAtc 'SELECT 1' >/dev/null 2>&1; then
@@ -61,7 +63,7 @@ done
 
 # The bare reference endpoint and Castellan, alternating, a fresh server each.
 for pair in 1 2 3; do
-  "$bin" bench --config bench.yaml --serve-reference 127.0.0.1:19401 2> /dev/null & ref=$!
+  "$benchbin" --config bench.yaml --serve-reference 127.0.0.1:19401 2> /dev/null & ref=$!
   until curl -sf -o /dev/null http://127.0.0.1:19401/.well-known/openid-configuration; do sleep 0.05; done
   bench --target http://127.0.0.1:19401 --server-pid "$ref" --scenario client_credentials \
     --concurrency 32 --duration 3s --warmup 1s --json > "$out/ref$pair-reference.json"
