@@ -29,6 +29,7 @@ import (
 const usage = `Usage: castellan-bench --config FILE --scenario NAME [flags]
        castellan-bench --print-config [--target URL] > bench.yaml
        castellan-bench --config FILE --serve-reference ADDR
+       castellan-bench --table DIR [--report FILE]
 
 Drives real OAuth/OIDC flows over HTTP against a running Castellan and reports
 throughput, latency percentiles, errors by status, and (with --server-pid) the
@@ -45,6 +46,10 @@ header and signs one JWT with go-jose. Run it as a second process and point a
 client_credentials run at it (--target http://ADDR --server-pid PID) in the same
 minutes as the run against Castellan: the ratio of the two depends far less on
 the machine and the hour than either rate does.
+
+--table DIR reads the results docs/bench/rerun.sh wrote into DIR and prints the
+tables of BENCHMARKS.md as Markdown; with --report FILE it replaces the
+generated part of FILE with them instead.
 
 Flags:
 `
@@ -65,7 +70,7 @@ func main() {
 // flags are the command line, parsed.
 type flags struct {
 	target, cfgPath, scenario, mix, sweep, chartDir, label string
-	serveReference, cpuProfile                             string
+	serveReference, cpuProfile, table, report              string
 	printConfig, asJSON, netHTTP, noBaseline, quiet        bool
 	duration, warmup, timeout, baselineTime                time.Duration
 	concurrency, repeat, serverPID, flood                  int
@@ -104,11 +109,16 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress line on stderr")
 	fs.StringVar(&f.serveReference, "serve-reference", "", "serve the bare reference token endpoint (a Basic header check and one go-jose signature, nothing else) on `ADDR` until interrupted; measure it with --scenario client_credentials --target http://ADDR")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator itself to `FILE` (is it the bottleneck?)")
+	fs.StringVar(&f.table, "table", "", "print the report's tables from the results docs/bench/rerun.sh wrote into `DIR`, and exit")
+	fs.StringVar(&f.report, "report", "", "with --table: replace the generated tables in `FILE` (e.g. BENCHMARKS.md) instead of printing them")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if f.report != "" && f.table == "" {
+		return nil, errors.New("--report needs --table DIR")
 	}
 	fs.Visit(func(fl *flag.Flag) { f.concurrencySet = f.concurrencySet || fl.Name == "concurrency" })
 	return &f, nil
@@ -126,12 +136,15 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		}
 		defer stop()
 	}
-	if f.printConfig {
+	switch {
+	case f.printConfig:
 		issuer := f.target
 		if issuer == "" {
 			issuer = "http://127.0.0.1:9000"
 		}
 		return loadgen.WriteConfig(stdout, loadgen.NewConfig(strings.TrimSuffix(issuer, "/")))
+	case f.table != "":
+		return writeTable(f.table, f.report, stdout)
 	}
 	if f.cfgPath == "" {
 		return errors.New("--config FILE is required: the provider's config with the bench clients (castellan-bench --print-config writes one)")
@@ -273,6 +286,32 @@ func writeCharts(dir, label string, results []*loadgen.Result) ([]string, error)
 		err = cerr
 	}
 	return append(files, path), err
+}
+
+// writeTable renders the tables of a rerun's results, to stdout or into the
+// generated part of the report.
+func writeTable(dir, report string, stdout io.Writer) error {
+	rr, err := loadgen.ReadRerun(dir)
+	if err != nil {
+		return err
+	}
+	var table strings.Builder
+	if err := rr.WriteMarkdown(&table); err != nil {
+		return err
+	}
+	if report == "" {
+		_, err := io.WriteString(stdout, table.String())
+		return err
+	}
+	doc, err := os.ReadFile(report)
+	if err != nil {
+		return err
+	}
+	doc, err = loadgen.SpliceTable(doc, []byte(table.String()))
+	if err != nil {
+		return fmt.Errorf("%s: %w", report, err)
+	}
+	return os.WriteFile(report, doc, 0o644)
 }
 
 func parseLevels(s string) ([]int, error) {

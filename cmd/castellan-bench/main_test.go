@@ -17,6 +17,12 @@ import (
 	"github.com/castellan-auth/castellan/internal/server/servertest"
 )
 
+// The markers of the generated part of the report (loadgen.SpliceTable).
+const (
+	tableBegin = "<!-- castellan-bench --table: generated, do not edit by hand -->"
+	tableEnd   = "<!-- end of castellan-bench --table -->"
+)
+
 // bench runs the command line and returns what it printed.
 func bench(t *testing.T, args ...string) string {
 	t.Helper()
@@ -86,21 +92,54 @@ func serveReferenceForTest(t *testing.T, configPath string) string {
 
 // The command end to end as docs/bench/rerun.sh drives it: a config printed
 // by the command itself, a scenario against a real provider and the bare
-// reference endpoint beside it, with JSON results.
+// reference endpoint beside it, with JSON results, and the report's table
+// rendered from that JSON into a report file.
 func TestBenchCommandEndToEnd(t *testing.T) {
 	url, configPath := benchProvider(t)
 	refURL := serveReferenceForTest(t, configPath)
 	pid := strconv.Itoa(os.Getpid()) // both servers run in this process
 	short := []string{"--config", configPath, "--quiet", "--json", "--server-pid", pid, "--concurrency", "2",
 		"--duration", "200ms", "--warmup", "0s", "--baseline-time", "5ms", "--scenario", loadgen.ClientCredentials}
-	for _, target := range []string{url, refURL} {
+
+	dir := t.TempDir()
+	for name, target := range map[string]string{
+		"sqlite-client_credentials.json": url, "ref1-castellan.json": url, "ref1-reference.json": refURL,
+	} {
+		out := bench(t, append(short, "--target", target)...)
 		var res loadgen.Result
-		if err := json.Unmarshal([]byte(bench(t, append(short, "--target", target)...)), &res); err != nil {
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
 			t.Fatal(err)
 		}
 		if res.Ops == 0 || res.Errors != 0 || res.Target != target || res.Server == nil {
-			t.Errorf("against %s: %d ops, %d errors %v, target %s, server %+v", target, res.Ops, res.Errors, res.ErrorSamples, res.Target, res.Server)
+			t.Errorf("%s against %s: %d ops, %d errors %v, target %s, server %+v", name, target, res.Ops, res.Errors, res.ErrorSamples, res.Target, res.Server)
 		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	report := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	stale := "# Benchmarks\n\n" + tableBegin + "\nstale figures\n" + tableEnd + "\n\n## Charts\n"
+	if err := os.WriteFile(report, []byte(stale), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := bench(t, "--table", dir, "--report", report); out != "" {
+		t.Errorf("--report printed %q, want nothing", out)
+	}
+	got, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"# Benchmarks\n\n" + tableBegin, "| 1 | ", "| **median** |", "| `client_credentials` | SQLite |", tableEnd + "\n\n## Charts\n"} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(string(got), "stale figures") {
+		t.Errorf("report keeps the old table:\n%s", got)
+	}
+	if printed := bench(t, "--table", dir); !strings.HasPrefix(printed, tableBegin) {
+		t.Errorf("--table without --report printed\n%s", printed)
 	}
 }
 
@@ -113,6 +152,7 @@ func TestBenchCommandRefusesBadFlags(t *testing.T) {
 	}{
 		{"fail/no-config", []string{"--scenario", "refresh"}, "--config FILE is required"},
 		{"fail/argument", []string{"--config", configPath, "refresh"}, `unexpected argument "refresh"`},
+		{"fail/report-without-table", []string{"--report", "BENCHMARKS.md"}, "--report needs --table"},
 		{"fail/chart-dir-without-sweep", []string{"--config", configPath, "--chart-dir", t.TempDir()}, "--chart-dir needs --sweep"},
 		{"fail/sweep-levels", []string{"--config", configPath, "--sweep", "1,0"}, "--sweep wants positive integers"},
 	}
