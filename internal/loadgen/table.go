@@ -396,7 +396,7 @@ func (rr *Rerun) writeScenarios(b *strings.Builder) {
 			}
 			conc, repeats = r.Concurrency, max(repeats, len(r.Repeats))
 			rows = append(rows, fmt.Sprintf("| `%s` | %s | %s | %s | %d | %s | %s | %s | %s |", s, backendName(backend),
-				count(r.Throughput), num(r.Latency.P99, 1), r.Errors, count(cpuPerOp(r)),
+				count(r.Throughput), millis(r.Latency.P99), r.Errors, count(cpuPerOp(r)),
 				multiple(ratio(cpuPerOp(r), bare)), count(r.FloorMicros), num(r.Efficiency, 2)))
 		}
 	}
@@ -442,7 +442,7 @@ func (rr *Rerun) writePressure(b *strings.Builder) {
 		if r == nil || r.Flood == nil {
 			return "–"
 		}
-		return fmt.Sprintf("%d; %s/s; %d of %d", r.Flood.Clients, num(r.Flood.Throughput, 1), r.Flood.Errors, r.Flood.Ops)
+		return fmt.Sprintf("%s; %s/s; %s of %s", count(float64(r.Flood.Clients)), num(r.Flood.Throughput, 1), countOrZero(r.Flood.Errors), countOrZero(r.Flood.Ops))
 	})
 	row("server peak RSS during the flood", func(backend string) string {
 		if r := rr.Flood[backend]; r != nil && r.Server != nil {
@@ -452,7 +452,7 @@ func (rr *Rerun) writePressure(b *strings.Builder) {
 	})
 	row("`refresh` beside the flood: clients; ops/s; p99", func(backend string) string {
 		if r := rr.Flood[backend]; r != nil {
-			return fmt.Sprintf("%d; %s/s; %s ms", r.Concurrency, count(r.Throughput), num(r.Latency.P99, 1))
+			return fmt.Sprintf("%d; %s/s; %s ms", r.Concurrency, count(r.Throughput), millis(r.Latency.P99))
 		}
 		return "–"
 	})
@@ -462,7 +462,7 @@ func (rr *Rerun) writePressure(b *strings.Builder) {
 	}{{"client_credentials", rr.OpenCC}, {"refresh", rr.OpenRefresh}} {
 		row(fmt.Sprintf("open model, `%s`: scheduled; achieved; p99 from the schedule", open.name), func(backend string) string {
 			if r := open.runs[backend]; r != nil {
-				return fmt.Sprintf("%s/s; %s/s; %s ms", count(r.Rate), count(r.Throughput), num(r.Latency.P99, 2))
+				return fmt.Sprintf("%s/s; %s/s; %s ms", count(r.Rate), count(r.Throughput), millis(r.Latency.P99))
 			}
 			return "–"
 		})
@@ -579,6 +579,26 @@ func multiple(v float64) string {
 		return num(v, 1)
 	}
 	return num(v, 0)
+}
+
+// millis formats a latency in ms with three significant digits or so, as the
+// load generator's text report does: 4.25, 42.5, 425, 4,250.
+func millis(v float64) string {
+	switch {
+	case v < 10:
+		return num(v, 2)
+	case v < 100:
+		return num(v, 1)
+	}
+	return count(v)
+}
+
+// countOrZero is count for tallies, where 0 is a figure, not a missing one.
+func countOrZero(n int64) string {
+	if n == 0 {
+		return "0"
+	}
+	return count(float64(n))
 }
 
 // count formats a rate with thousands separators, as the report writes them.
