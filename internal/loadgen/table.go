@@ -26,9 +26,20 @@ const (
 	tableEnd   = "<!-- end of castellan-bench --table -->"
 )
 
-// reportWindowSeconds is the measured window docs/bench/rerun.sh uses unless
-// told otherwise (DURATION): a table from shorter windows is a smoke run.
-const reportWindowSeconds = 3
+// reportWindowSeconds and reportRepeats are the measured window and the runs
+// per table cell docs/bench/rerun.sh takes unless told otherwise (DURATION,
+// REPEAT): a table from shorter windows or fewer runs is a smoke run.
+const (
+	reportWindowSeconds = 3
+	reportRepeats       = 3
+)
+
+// busiestShown is how many of the busiest other processes (top.txt) the
+// table names, and busyPercent the CPU share from which one counts.
+const (
+	busiestShown = 3
+	busyPercent  = 5.0
+)
 
 // Rerun is what docs/bench/rerun.sh wrote into one directory: every scenario
 // on every backend, the pairs against the bare reference endpoint, the
@@ -54,8 +65,11 @@ type Rerun struct {
 	// average then, which says whether something else was running (negative
 	// when not recorded). The load averages in the results themselves count
 	// the bench's own server, load generator and PostgreSQL.
-	Memory    string
-	StartLoad float64
+	Memory, Kernel string
+	StartLoad      float64
+	// Busiest names the processes that used the most CPU in the second
+	// before the script started (top.txt), with their share: "link 125%".
+	Busiest []string
 }
 
 // Pair is one reference run and the Castellan run beside it.
@@ -159,6 +173,11 @@ func (rr *Rerun) readText(dir string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	if b, err := os.ReadFile(filepath.Join(dir, "top.txt")); err == nil {
+		rr.Busiest = parseTop(b)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	if b, err := os.ReadFile(filepath.Join(dir, "startup.txt")); err == nil {
 		rr.Startup = parseStartup(b)
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -185,6 +204,8 @@ func (rr *Rerun) parseMachine(b []byte) {
 		switch strings.TrimSpace(key) {
 		case "memory":
 			rr.Memory = value
+		case "kernel":
+			rr.Kernel = value
 		case "load":
 			if f := strings.Fields(value); len(f) > 0 {
 				if v, err := strconv.ParseFloat(f[0], 64); err == nil {
@@ -193,6 +214,28 @@ func (rr *Rerun) parseMachine(b []byte) {
 			}
 		}
 	}
+}
+
+// parseTop reads one frame of top -b: the processes below its PID header
+// line, busiest first, of which it keeps those at busyPercent or more.
+func parseTop(b []byte) []string {
+	var out []string
+	cpuCol, commandCol := -1, -1
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) > 0 && f[0] == "PID" {
+			cpuCol, commandCol = slices.Index(f, "%CPU"), slices.Index(f, "COMMAND")
+			continue
+		}
+		if cpuCol < 0 || commandCol < 0 || len(f) <= max(cpuCol, commandCol) || len(out) == busiestShown {
+			continue
+		}
+		if cpu, err := strconv.ParseFloat(f[cpuCol], 64); err == nil && cpu >= busyPercent {
+			out = append(out, fmt.Sprintf("%s %.0f%%", f[commandCol], cpu))
+		}
+	}
+	return out
 }
 
 // parseStartup reads rerun.sh's startup.txt: "== BACKEND", then a line
@@ -313,12 +356,19 @@ func (rr *Rerun) writeHeader(b *strings.Builder) {
 	if rr.Memory != "" {
 		memory = ", " + rr.Memory + " of memory"
 	}
+	if rr.Kernel != "" {
+		memory += ", " + rr.Kernel
+	}
 	load := "not recorded"
 	if rr.StartLoad >= 0 {
 		load = strconv.FormatFloat(rr.StartLoad, 'f', 2, 64)
 	}
+	others := ""
+	if len(rr.Busiest) > 0 {
+		others = fmt.Sprintf(" (busiest processes then: %s)", strings.Join(rr.Busiest, ", "))
+	}
 	fmt.Fprintf(b, "Measured by `docs/bench/rerun.sh` (%s%s) on %d cores, CPU %q%s, %s %s; "+
-		"1-minute load average before it started: %s.\n\n", when, commit, m.Cores, m.CPU, memory, m.GoVersion, m.OS, load)
+		"1-minute load average before it started: %s%s.\n\n", when, commit, m.Cores, m.CPU, memory, m.GoVersion, m.OS, load, others)
 	var smoke []string
 	if busy := 0.5 * float64(m.Cores); rr.StartLoad > busy {
 		smoke = append(smoke, fmt.Sprintf("the machine was busy (load average %.2f on %d cores before it started; above %.1f the figures are not comparable)", rr.StartLoad, m.Cores, busy))
@@ -326,9 +376,31 @@ func (rr *Rerun) writeHeader(b *strings.Builder) {
 	if window < reportWindowSeconds-0.5 {
 		smoke = append(smoke, fmt.Sprintf("the measured windows were %.1f s, shorter than the %d s the script takes by default", window, reportWindowSeconds))
 	}
+	if n := rr.repeats(); n > 0 && n < reportRepeats {
+		smoke = append(smoke, fmt.Sprintf("each table cell is %s, not the median of %d", runsOf(n), reportRepeats))
+	}
 	if len(smoke) > 0 {
 		fmt.Fprintf(b, "> **Smoke run, to be replaced**: %s. Rerun on a quiet machine before quoting any figure.\n\n", strings.Join(smoke, "; "))
 	}
+}
+
+// repeats is the number of runs behind each scenario's figures (0 without
+// scenario results).
+func (rr *Rerun) repeats() int {
+	n := 0
+	for _, runs := range rr.Scenarios {
+		for _, r := range runs {
+			n = max(n, len(r.Repeats), 1)
+		}
+	}
+	return n
+}
+
+func runsOf(n int) string {
+	if n == 1 {
+		return "one run"
+	}
+	return fmt.Sprintf("the median of %d runs", n)
 }
 
 func (rr *Rerun) writeBaseline(b *strings.Builder) {
@@ -386,7 +458,7 @@ func (rr *Rerun) bareTokenMicros() float64 {
 
 func (rr *Rerun) writeScenarios(b *strings.Builder) {
 	var rows []string
-	conc, repeats := 0, 0
+	conc := 0
 	bare := rr.bareTokenMicros()
 	for _, s := range Scenarios {
 		for _, backend := range Backends {
@@ -394,7 +466,7 @@ func (rr *Rerun) writeScenarios(b *strings.Builder) {
 			if r == nil {
 				continue
 			}
-			conc, repeats = r.Concurrency, max(repeats, len(r.Repeats))
+			conc = r.Concurrency
 			rows = append(rows, fmt.Sprintf("| `%s` | %s | %s | %s | %d | %s | %s | %s | %s |", s, backendName(backend),
 				count(r.Throughput), millis(r.Latency.P99), r.Errors, count(cpuPerOp(r)),
 				multiple(ratio(cpuPerOp(r), bare)), count(r.FloorMicros), num(r.Efficiency, 2)))
@@ -403,13 +475,9 @@ func (rr *Rerun) writeScenarios(b *strings.Builder) {
 	if len(rows) == 0 {
 		return
 	}
-	runs := "one run each"
-	if repeats > 1 {
-		runs = fmt.Sprintf("the median of %d runs", repeats)
-	}
-	fmt.Fprintf(b, "**Every scenario** at %d connections, %s; one server per backend runs them in this order. "+
+	fmt.Fprintf(b, "**Every scenario** at %d connections, %s each; one server per backend runs them in this order. "+
 		"*In bare tokens*: the server's CPU per operation over the bare endpoint's CPU per token (the pairs' median). "+
-		"*Floor ÷ CPU*: the operation's raw crypto cost over the server's CPU per operation (above 1 where the server remembers tokens it verified):\n\n", conc, runs)
+		"*Floor ÷ CPU*: the operation's raw crypto cost over the server's CPU per operation (above 1 where the server remembers tokens it verified):\n\n", conc, runsOf(rr.repeats()))
 	b.WriteString("| scenario | backend | ops/s | p99 ms | errors | server CPU µs/op | in bare tokens | crypto floor µs/op | floor ÷ CPU |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	b.WriteString(strings.Join(rows, "\n") + "\n\n")

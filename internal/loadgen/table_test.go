@@ -17,17 +17,32 @@ const (
 	tableEnd   = "<!-- end of castellan-bench --table -->"
 )
 
+// run says how a rerun went: the machine before it started, its windows and
+// its runs per table cell.
+type run struct {
+	machine   loadgen.Machine
+	startLoad string // the first field of /proc/loadavg; "" not recorded
+	seconds   float64
+	repeats   int
+}
+
 // result is a --json result as a run on machine m would write it.
-func result(scenario, label string, throughput, cpuMicros, floor float64, m loadgen.Machine, seconds float64) *loadgen.Result {
+func result(scenario, label string, throughput, cpuMicros, floor float64, rn run) *loadgen.Result {
+	m, seconds := rn.machine, rn.seconds
 	r := &loadgen.Result{
 		Scenario: scenario, Label: label, Model: "closed", Concurrency: 32, Seconds: seconds,
 		Started: time.Date(2026, 12, 4, 21, 0, 0, 0, time.UTC), Throughput: throughput, Ops: int64(throughput * seconds),
 		Latency: loadgen.Summary{P50: 1, P99: 4.25, Max: 9}, Server: &loadgen.ProcessStats{CPUMicrosPerOp: cpuMicros},
-		FloorMicros: floor, Machine: m, Repeats: []float64{throughput, throughput},
+		FloorMicros: floor, Machine: m,
 		Baseline: &loadgen.Baseline{AccessAlg: "ES256", IDAlg: "ES256", SignMicros: map[string]float64{"ES256": 50}, VerifyMicros: map[string]float64{"ES256": 110}},
 	}
 	if floor > 0 {
 		r.Efficiency = floor / cpuMicros
+	}
+	if rn.repeats > 1 {
+		for range rn.repeats {
+			r.Repeats = append(r.Repeats, throughput)
+		}
 	}
 	return r
 }
@@ -45,8 +60,8 @@ func writeJSON(t *testing.T, dir, name string, v any) {
 
 // rerunDir writes what docs/bench/rerun.sh writes, with figures chosen so that
 // every ratio is known: three reference pairs, two scenarios on SQLite, a
-// flood, start-up and the micro-benchmarks.
-func rerunDir(t *testing.T, m loadgen.Machine, startLoad string, seconds float64) string {
+// flood, start-up, the micro-benchmarks and the machine before it started.
+func rerunDir(t *testing.T, rn run) string {
 	t.Helper()
 	dir := t.TempDir()
 	pairs := []struct{ bareOps, bareCPU, oursOps, oursCPU float64 }{
@@ -56,15 +71,15 @@ func rerunDir(t *testing.T, m loadgen.Machine, startLoad string, seconds float64
 	}
 	for i, p := range pairs {
 		n := string(rune('1' + i))
-		writeJSON(t, dir, "ref"+n+"-reference.json", result(loadgen.ClientCredentials, "", p.bareOps, p.bareCPU, 50, m, seconds))
-		writeJSON(t, dir, "ref"+n+"-castellan.json", result(loadgen.ClientCredentials, "", p.oursOps, p.oursCPU, 50, m, seconds))
+		writeJSON(t, dir, "ref"+n+"-reference.json", result(loadgen.ClientCredentials, "", p.bareOps, p.bareCPU, 50, rn))
+		writeJSON(t, dir, "ref"+n+"-castellan.json", result(loadgen.ClientCredentials, "", p.oursOps, p.oursCPU, 50, rn))
 	}
-	writeJSON(t, dir, "sqlite-client_credentials.json", result(loadgen.ClientCredentials, "sqlite", 15000, 100, 50, m, seconds))
-	signin := result(loadgen.SignIn, "sqlite", 30, 40000, 38000, m, seconds)
+	writeJSON(t, dir, "sqlite-client_credentials.json", result(loadgen.ClientCredentials, "sqlite", 15000, 100, 50, rn))
+	signin := result(loadgen.SignIn, "sqlite", 30, 40000, 38000, rn)
 	signin.Baseline.Argon2 = loadgen.Argon2Params{MemoryKiB: 19456, Iterations: 2, Parallelism: 1}
 	signin.Baseline.Argon2Millis = 31.5
 	writeJSON(t, dir, "sqlite-signin.json", signin)
-	flood := result(loadgen.Refresh, "sqlite", 2300, 600, 100, m, seconds)
+	flood := result(loadgen.Refresh, "sqlite", 2300, 600, 100, rn)
 	flood.Concurrency = 8
 	flood.Server.PeakRSS = 227 << 20
 	flood.Flood = &loadgen.Flood{Clients: 1000, Ops: 2014, Errors: 1701, Throughput: 28.3}
@@ -72,14 +87,19 @@ func rerunDir(t *testing.T, m loadgen.Machine, startLoad string, seconds float64
 	files := map[string]string{
 		"when.txt":    "started 2026-12-04T21:00:00Z\nended 2026-12-04T21:15:00Z\n",
 		"commit.txt":  "abc1234\n",
-		"machine.txt": "cores: 2\ncpu: Test CPU\nmemory: 23 GiB\n",
+		"machine.txt": "cores: 2\ncpu: Test CPU\nmemory: 23 GiB\nkernel: Linux 6.18.44\n",
+		"top.txt": "top - 21:22:44 up 42 min,  0 user,  load average: 8.92, 7.70, 4.49\n\n" +
+			"  PID USER      PR  NI    VIRT    RES    SHR S  %CPU  %MEM     TIME+ COMMAND\n" +
+			"12491 root      20   0 1663008 392268 252940 S 124.8   1.6   0:01.27 link\n" +
+			"12034 root      20   0 1448.0g 183132 143064 S  31.0   0.7   0:00.58 chromium\n" +
+			"11843 root      20   0 1807444  35736  22596 S   3.0   0.1   0:00.36 browser.test\n",
 		"startup.txt": "== sqlite\nhealthy after 18 ms\nhealthy after 12 ms\nhealthy after 17 ms\nVmRSS:\t   27524 kB\n",
 		"microbench.txt": "BenchmarkTokenEndpoint/client_credentials-2  1000  116079 ns/op  43964 es256-ns  2.640 x-es256  2.589 x-es256-cpu  28532 B/op  326 allocs/op\n" +
 			"BenchmarkTokenEndpoint/client_credentials-2  1000  127171 ns/op  48061 es256-ns  2.646 x-es256  2.624 x-es256-cpu  28519 B/op  326 allocs/op\n" +
 			"BenchmarkSignES256-2  27721  45947 ns/op\n",
 	}
-	if startLoad != "" {
-		files["machine.txt"] += "load: " + startLoad + " 0.50 0.40 1/300 4242\n"
+	if rn.startLoad != "" {
+		files["machine.txt"] += "load: " + rn.startLoad + " 0.50 0.40 1/300 4242\n"
 	}
 	for name, text := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
@@ -109,7 +129,7 @@ func TestRerunTableRatios(t *testing.T) {
 	// The runs' own load averages count the bench itself; the machine was
 	// quiet before it started.
 	m := loadgen.Machine{CPU: "Test CPU", Cores: 2, GoVersion: "go1.26.8", OS: "linux/amd64", LoadAverage: 2.5}
-	got := table(t, rerunDir(t, m, "0.30", 3))
+	got := table(t, rerunDir(t, run{machine: m, startLoad: "0.30", seconds: 3, repeats: 3}))
 	for _, want := range []string{
 		"| 1 | 20,000 | 80 | 18,000 | 100 | 0.90 | 0.80 |",
 		"| 3 | 10,000 | 70 | 10,000 | 100 | 1.00 | 0.70 |",
@@ -118,14 +138,14 @@ func TestRerunTableRatios(t *testing.T) {
 		"| `client_credentials` | SQLite | 15,000 | 4.25 | 0 | 100 | 1.25 | 50 | 0.50 |",
 		"| `signin` | SQLite | 30 | 4.25 | 0 | 40,000 | 500 | 38,000 | 0.95 |",
 		"ES256 sign 50 µs, verify 110 µs; argon2id (m=19456 KiB, t=2, p=1) 31.5 ms",
-		"the median of 2 runs",
+		"at 32 connections, the median of 3 runs each;",
 		"| sign-in flood: clients; sign-ins that succeeded; attempts refused | 1,000; 28.3/s; 1,701 of 2,014 |",
 		"| server peak RSS during the flood | 227 MiB |",
 		"| start to healthy, median of the starts | 17 ms (3 starts) |",
 		"| idle RSS | 26.9 MiB |",
 		"`client_credentials` 2.59, 2.62",
 		"commit `abc1234`",
-		`CPU "Test CPU", 23 GiB of memory, go1.26.8 linux/amd64; 1-minute load average before it started: 0.30.`,
+		`CPU "Test CPU", 23 GiB of memory, Linux 6.18.44, go1.26.8 linux/amd64; 1-minute load average before it started: 0.30 (busiest processes then: link 125%, chromium 31%).`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("table lacks %q\n%s", want, got)
@@ -139,27 +159,29 @@ func TestRerunTableRatios(t *testing.T) {
 	}
 }
 
-// A table from a machine busy before the script started, or from short
-// windows, says in the table that it is a smoke run to be replaced; a
-// full-length run on a quiet machine says nothing of the kind, however loaded
-// the bench itself made it.
+// A table from a machine busy before the script started, from short windows
+// or from fewer runs per cell says in the table that it is a smoke run to be
+// replaced; a full run on a quiet machine says nothing of the kind, however
+// loaded the bench itself made it.
 func TestRerunTableMarksSmokeRuns(t *testing.T) {
 	tests := []struct {
 		name      string
 		startLoad string
 		seconds   float64
+		repeats   int
 		wantSmoke []string
 	}{
-		{"ok/quiet", "0.40", 3, nil},
-		{"ok/not-recorded", "", 3, nil},
-		{"smoke/busy", "7.90", 3, []string{"the machine was busy (load average 7.90 on 2 cores before it started"}},
-		{"smoke/short", "0.40", 1, []string{"the measured windows were 1.0 s"}},
-		{"smoke/both", "7.90", 1, []string{"busy", "1.0 s"}},
+		{"ok/quiet", "0.40", 3, 3, nil},
+		{"ok/not-recorded", "", 3, 3, nil},
+		{"smoke/busy", "7.90", 3, 3, []string{"the machine was busy (load average 7.90 on 2 cores before it started"}},
+		{"smoke/short", "0.40", 1, 3, []string{"the measured windows were 1.0 s"}},
+		{"smoke/one-run", "0.40", 3, 1, []string{"each table cell is one run, not the median of 3"}},
+		{"smoke/all", "7.90", 1, 1, []string{"busy", "1.0 s", "one run"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := loadgen.Machine{CPU: "Test CPU", Cores: 2, LoadAverage: 3.1}
-			got := table(t, rerunDir(t, m, tt.startLoad, tt.seconds))
+			got := table(t, rerunDir(t, run{machine: m, startLoad: tt.startLoad, seconds: tt.seconds, repeats: tt.repeats}))
 			if marked := strings.Contains(got, "Smoke run, to be replaced"); marked != (tt.wantSmoke != nil) {
 				t.Fatalf("marked as a smoke run: got %v, want %v\n%s", marked, tt.wantSmoke != nil, got)
 			}
