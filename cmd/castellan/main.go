@@ -23,7 +23,6 @@ Usage:
   castellan client  add|list|show|rm [flags] [CLIENT_ID]
   castellan keys    list|rotate --config FILE
   castellan migrate up|status --config FILE
-  castellan bench   --config FILE --scenario NAME [flags]   load generator (see bench -h)
   castellan version
 
 Every config key can also come from CASTELLAN_<KEY> (nested keys joined by _).
@@ -72,8 +71,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdKeys(ctx, args[1:], env, stdout, stderr)
 	case "migrate":
 		return cmdMigrate(ctx, args[1:], env, stdout, stderr)
-	case "bench":
-		return cmdBench(ctx, args[1:], env, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "castellan", version)
 		return nil

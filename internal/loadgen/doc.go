@@ -1,4 +1,4 @@
-// Package loadgen is Castellan's load generator (castellan bench). It drives
+// Package loadgen is Castellan's load generator (cmd/castellan-bench). It drives
 // real protocol flows over HTTP against a running provider — client
 // credentials, refresh-token rotation, silent renewal with prompt=none, full
 // password sign-in, introspection, userinfo and a blend of them — in a closed

@@ -11,7 +11,7 @@ import (
 // BenchmarkFlows runs each scenario's operation in a loop against an
 // in-process provider (servertest: SQLite in a temp dir, cheap argon2id), one
 // virtual client, over loopback HTTP. It is for profiles, not for the figures
-// of BENCHMARKS.md (those come from castellan bench against a real server):
+// of BENCHMARKS.md (those come from castellan-bench against a real server):
 //
 //	go test -run '^$' -bench Flows/client_credentials -cpuprofile cpu.prof ./internal/loadgen/
 //	go tool pprof -top -cum cpu.prof

@@ -17,7 +17,7 @@ import (
 
 // benchEnv starts a real provider (servertest: SQLite, real keys, cheap
 // argon2id) with the bench clients and users declared in its config, as
-// castellan bench --print-config would declare them.
+// castellan-bench --print-config would declare them.
 func benchEnv(t *testing.T) (*servertest.Env, loadgen.Credentials) {
 	t.Helper()
 	cfg := servertest.Config()

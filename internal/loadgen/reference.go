@@ -13,13 +13,13 @@ import (
 	"github.com/go-jose/go-jose/v4"
 )
 
-// Reference is the floor issue 7 sets client_credentials against: a bare
+// Reference is the floor client_credentials is measured against: a bare
 // net/http token endpoint that checks one client's Basic header and signs a
 // JWT access token with go-jose, and does nothing else (no storage, no
 // metrics, no logging, no rate limit). Serving it beside Castellan on the same
 // machine and driving both with the same load, in the same hour, turns "close
 // to the floor" into a ratio measured in one run instead of a figure quoted
-// from another day (castellan bench --serve-reference).
+// from another day (castellan-bench --serve-reference).
 //
 // It is not an authorization server: it ignores the request body, issues a
 // token to whoever presents the client's secret, and keeps no key beyond its

@@ -63,7 +63,7 @@ func TestReferenceEndpoint(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || token == "" || body["token_type"] != "Bearer" {
 		t.Fatalf("right secret: %d %v", resp.StatusCode, body)
 	}
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,8 +64,8 @@ type Result struct {
 	CeilingThroughput float64 `json:"ceiling_throughput,omitempty"`
 	CeilingFraction   float64 `json:"ceiling_fraction,omitempty"`
 	// Efficiency is FloorMicros over the server's CPU µs per operation (needs
-	// ServerPID). For client_credentials it is issue 7's figure: µs of one
-	// signature ÷ server CPU-µs per token.
+	// ServerPID). For client_credentials: µs of one signature ÷ server CPU-µs
+	// per token.
 	Efficiency float64 `json:"efficiency,omitempty"`
 
 	Machine Machine `json:"machine"`
@@ -126,7 +126,7 @@ func (r *Result) WriteText(w io.Writer) error {
 	if r.Label != "" {
 		label = " [" + r.Label + "]"
 	}
-	p("castellan bench: %s%s against %s (%s, %.1fs measured after %.0fs warm-up)\n", r.Scenario, label, r.Target, load, r.Seconds, r.WarmupSeconds)
+	p("castellan-bench: %s%s against %s (%s, %.1fs measured after %.0fs warm-up)\n", r.Scenario, label, r.Target, load, r.Seconds, r.WarmupSeconds)
 	if len(r.Mix) > 0 {
 		var parts []string
 		for _, k := range slices.Sorted(maps.Keys(r.Mix)) {
