@@ -407,7 +407,8 @@ func cmdMigrate(ctx context.Context, args, env []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	store, err := sqlstore.Open(ctx, cfg.Storage, sqlstore.Options{SkipMigrations: verb == "status"})
+	store, err := sqlstore.Open(ctx, cfg.Storage, sqlstore.Options{SkipMigrations: verb == "status",
+		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return err
 	}

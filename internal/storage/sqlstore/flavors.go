@@ -22,6 +22,9 @@ func openSQLite(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("sqlite: create directory: %w", err)
 		}
 	}
+	if err := prepareSQLiteFiles(path, opts.log()); err != nil {
+		return nil, err
+	}
 	// WAL lets readers run beside the writer; synchronous=NORMAL in WAL mode keeps
 	// the database consistent after a crash of the process (a power loss may drop
 	// the last commits, never half of one). BEGIN IMMEDIATE takes the write lock up

@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -51,6 +52,16 @@ type Options struct {
 	// SkipMigrations opens the store without applying pending migrations; Open
 	// still refuses a schema newer than this binary knows.
 	SkipMigrations bool
+	// Log receives warnings about the database (a SQLite file whose mode was
+	// tightened); nil discards them.
+	Log *slog.Logger
+}
+
+func (o Options) log() *slog.Logger {
+	if o.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return o.Log
 }
 
 // Store is a storage.Storage on SQLite or PostgreSQL.
