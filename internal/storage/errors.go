@@ -12,4 +12,7 @@ var (
 	ErrAlreadyUsed = errors.New("storage: already used")
 	// ErrRevoked means the grant a token belongs to has been revoked.
 	ErrRevoked = errors.New("storage: revoked")
+	// ErrDiskFull means the database could not write for want of disk space;
+	// its message names the database file (SQLite) or the server (PostgreSQL).
+	ErrDiskFull = errors.New("storage: disk full")
 )

@@ -68,7 +68,7 @@ func openSQLite(path string, opts Options) (*Store, error) {
 		r.Close()
 		return nil, err
 	}
-	s := &Store{flavor: flavorSQLite, w: w, r: r, locks: locks}
+	s := &Store{flavor: flavorSQLite, path: path, w: w, r: r, locks: locks}
 	s.commit = newCommitter(s)
 	return s, nil
 }

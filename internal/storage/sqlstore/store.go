@@ -67,6 +67,8 @@ func (o Options) log() *slog.Logger {
 // Store is a storage.Storage on SQLite or PostgreSQL.
 type Store struct {
 	flavor flavor
+	// path is the SQLite database file ("" for PostgreSQL), named in errors.
+	path string
 	// w takes every write transaction; r serves reads. For SQLite, w has one
 	// connection so writers queue in Go instead of spinning on SQLITE_BUSY; for
 	// PostgreSQL both are the same pool.
@@ -99,7 +101,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	if err := s.w.PingContext(ctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("connect to %s: %w", s.flavor, err)
+		return nil, s.classifyOpenErr("connect to", err)
 	}
 	m, err := s.migrator()
 	if err != nil {
@@ -109,7 +111,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if !opts.SkipMigrations {
 		if _, err := m.Up(ctx); err != nil {
 			s.Close()
-			return nil, fmt.Errorf("migrate %s: %w", s.flavor, err)
+			return nil, s.classifyOpenErr("migrate", err)
 		}
 	}
 	if err := checkSchemaVersion(ctx, m); err != nil {
@@ -391,12 +393,17 @@ func (s *Store) mapErr(err error) error {
 		return storage.ErrNotFound
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
+	case errors.Is(err, storage.ErrDiskFull):
+		return err // mapped already
 	}
 	switch constraintKind(s.flavor, err) {
 	case constraintUnique:
 		return storage.ErrConflict
 	case constraintForeignKey:
 		return storage.ErrNotFound
+	}
+	if full := s.diskFull(err); full != nil {
+		return full
 	}
 	return fmt.Errorf("%s: %v", s.flavor, err)
 }
