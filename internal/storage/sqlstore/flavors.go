@@ -27,7 +27,8 @@ func openSQLite(path string, opts Options) (*Store, error) {
 	}
 	// WAL lets readers run beside the writer; synchronous=NORMAL in WAL mode keeps
 	// the database consistent after a crash of the process (a power loss may drop
-	// the last commits, never half of one). BEGIN IMMEDIATE takes the write lock up
+	// the last commits, never half of one; the writes that end access are synced
+	// all the same: commit.go, Durability). BEGIN IMMEDIATE takes the write lock up
 	// front so a transaction never fails half-way upgrading a read lock.
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")

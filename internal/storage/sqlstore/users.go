@@ -69,7 +69,7 @@ var errUserChangedKey = errors.New("sqlstore: ModifyUser may not change a user's
 func (s *Store) ModifyUser(ctx context.Context, id string, now time.Time, change func(storage.User) (storage.User, error)) (storage.User, []storage.Session, error) {
 	var stored storage.User
 	var ended []storage.Session
-	err := s.inTx(ctx, func(t *tx) error {
+	err := s.inDurableTx(ctx, func(t *tx) error {
 		// FOR UPDATE on PostgreSQL; SQLite's write transactions are exclusive.
 		u, err := scanUser(t.queryRow(`SELECT `+userColumns+` FROM users WHERE id = ?`+s.forUpdate(), id))
 		if err != nil {
@@ -131,7 +131,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
 
 func (s *Store) DeleteUser(ctx context.Context, id string, now time.Time) ([]storage.Session, error) {
 	var ended []storage.Session
-	err := s.inTx(ctx, func(t *tx) error {
+	err := s.inDurableTx(ctx, func(t *tx) error {
 		var err error
 		if ended, err = t.sessionsOf(id); err != nil {
 			return err
@@ -148,7 +148,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string, now time.Time) ([]sto
 
 func (s *Store) DisableUser(ctx context.Context, id string, now time.Time) ([]storage.Session, error) {
 	var ended []storage.Session
-	err := s.inTx(ctx, func(t *tx) error {
+	err := s.inDurableTx(ctx, func(t *tx) error {
 		if err := mustAffect(t.exec(`UPDATE users SET disabled = true, updated_at = ? WHERE id = ?`, ts(now), id)); err != nil {
 			return err
 		}
@@ -177,5 +177,5 @@ func (t *tx) endUserSessions(id string, now time.Time) ([]storage.Session, error
 }
 
 func (s *Store) EnableUser(ctx context.Context, id string, now time.Time) error {
-	return mustAffect(s.exec(ctx, `UPDATE users SET disabled = false, updated_at = ? WHERE id = ?`, ts(now), id))
+	return mustAffect(s.execDurable(ctx, `UPDATE users SET disabled = false, updated_at = ? WHERE id = ?`, ts(now), id))
 }
