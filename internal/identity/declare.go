@@ -64,7 +64,11 @@ func (d *Directory) Declare(ctx context.Context, decl Declaration) (Declared, er
 	for range maxDeclareAttempts {
 		u, err := d.store.GetUserByUsername(ctx, decl.Username)
 		if errors.Is(err, storage.ErrNotFound) {
-			return d.createDeclared(ctx, decl)
+			res, err := d.createDeclared(ctx, decl)
+			if errors.Is(err, storage.ErrConflict) {
+				continue // created meanwhile (castellan user add): declare that one
+			}
+			return res, err
 		}
 		if err != nil {
 			return Declared{}, err
