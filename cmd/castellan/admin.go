@@ -40,8 +40,8 @@ func (a *adminFlags) register(fs *flag.FlagSet) {
 
 func (a *adminFlags) load(env []string) (*config.Config, error) {
 	if a.dev {
+		// Its users are read only to say what a start will do with a change.
 		cfg := devConfig(devDir, "unused")
-		cfg.Users = nil // the admin command must not reprovision
 		return &cfg, nil
 	}
 	if a.config == "" && !hasEnv(env, config.EnvPrefix+"STORAGE") {
@@ -81,6 +81,9 @@ const userUsage = `Usage:
 Clients that registered a backchannel_logout_uri are told about the sessions
 that disable and rm end by the server running on the same database (at once if
 it runs, else when it next starts).
+For a user the config file declares, disable, enable and passwd take that field
+from the config: a restart no longer changes it. rm does not: the next start
+creates a declared user again.
 Each takes --config FILE or --dev. Passwords are read from a prompt, or from the
 first line of standard input with --password-stdin; never from the command line.
 `
@@ -133,104 +136,135 @@ func cmdUser(ctx context.Context, args, env []string, stdin io.Reader, stdout, s
 		return err
 	}
 	defer store.Close()
-	clk := clock.System{}
-	dir := identity.NewDirectory(store, hasherFor(cfg), clk, slog.New(slog.NewTextHandler(stderr, nil)))
+	dir := identity.NewDirectory(store, hasherFor(cfg), clock.System{}, slog.New(slog.NewTextHandler(stderr, nil)))
 
-	find := func(name string) (storage.User, error) {
-		u, err := store.GetUserByUsername(ctx, name)
-		if errors.Is(err, storage.ErrNotFound) {
-			return u, fmt.Errorf("no user %q", name)
-		}
-		return u, err
+	if verb == "list" {
+		return listUsers(ctx, dir, stdout)
 	}
-	switch verb {
-	case "add":
-		p.Username = rest[0]
+	name := rest[0]
+	if verb == "add" {
+		p.Username = name
 		if !identity.ValidUsername(p.Username) {
 			return fmt.Errorf("invalid username %q: 1 to 128 printable characters, no leading or trailing space", p.Username)
 		}
-		if _, err := store.GetUserByUsername(ctx, p.Username); err == nil {
+		// Before asking for a password that would be of no use.
+		if _, err := dir.Lookup(ctx, p.Username); err == nil {
 			return fmt.Errorf("user %q already exists (usernames ignore case)", p.Username)
 		}
 		pw, err := readPassword(stdin, stderr, passwordStdin, true)
 		if err != nil {
 			return err
 		}
-		hash, err := dir.Hasher().Hash(ctx, pw)
-		if err != nil {
-			return err
-		}
-		u, _, err := dir.Put(ctx, p, hash)
+		u, err := dir.Add(ctx, p, pw)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "added %s (id %s)\n", u.Username, u.ID)
-	case "list":
-		users, err := store.ListUsers(ctx)
-		if err != nil {
-			return err
+		if _, ok := declaredUser(cfg, u.Username); ok {
+			fmt.Fprintf(stdout, "%s is declared in the config: its next start takes over each field that agrees with the declaration and leaves the others as set here\n", u.Username)
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "USERNAME\tID\tEMAIL\tVERIFIED\tNAME\tSTATUS\tCREATED")
-		for _, u := range users {
-			status := "active"
-			if u.Disabled {
-				status = "disabled"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\t%s\t%s\n", u.Username, u.ID, u.Email, u.EmailVerified, u.Name, status, u.CreatedAt.Format(time.DateOnly))
-		}
-		return tw.Flush()
+		return nil
+	}
+	u, err := dir.Lookup(ctx, name)
+	if errors.Is(err, identity.ErrNoUser) {
+		return fmt.Errorf("no user %q", name)
+	}
+	if err != nil {
+		return err
+	}
+	var ch identity.Change
+	switch verb {
 	case "disable":
-		u, err := find(rest[0])
-		if err != nil {
+		if ch, err = dir.Disable(ctx, u.ID); err != nil {
 			return err
 		}
-		ended, err := store.DisableUser(ctx, u.ID, clk.Now())
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "disabled %s; ended %d session(s) and revoked their grants\n", u.Username, len(ended))
+		fmt.Fprintf(stdout, "disabled %s; ended %d session(s) and revoked their grants\n", u.Username, len(ch.Ended))
 	case "enable":
-		u, err := find(rest[0])
-		if err != nil {
-			return err
-		}
-		if err := store.EnableUser(ctx, u.ID, clk.Now()); err != nil {
+		if ch, err = dir.Enable(ctx, u.ID); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "enabled %s\n", u.Username)
 	case "passwd":
-		u, err := find(rest[0])
-		if err != nil {
-			return err
-		}
 		pw, err := readPassword(stdin, stderr, passwordStdin, true)
 		if err != nil {
 			return err
 		}
-		if u.PasswordHash, err = dir.Hasher().Hash(ctx, pw); err != nil {
-			return err
-		}
-		u.UpdatedAt = clk.Now()
-		if err := store.UpdateUser(ctx, u); err != nil {
+		if ch, err = dir.SetPassword(ctx, u.ID, pw); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "password changed for %s\n", u.Username)
 	case "rm":
-		u, err := find(rest[0])
-		if err != nil {
+		if ch, err = dir.Delete(ctx, u.ID); err != nil {
 			return err
 		}
-		ended, err := store.DeleteUser(ctx, u.ID, clk.Now())
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "removed %s; ended %d session(s)\n", u.Username, len(ended))
-	default:
-		fmt.Fprint(stderr, userUsage)
-		return errUsage
+		fmt.Fprintf(stdout, "removed %s; ended %d session(s)\n", u.Username, len(ch.Ended))
+	}
+	d, inConfig := declaredUser(cfg, u.Username)
+	if note := configNote(verb, u.Username, ch, d, inConfig); note != "" {
+		fmt.Fprintln(stdout, note)
 	}
 	return nil
+}
+
+func listUsers(ctx context.Context, dir *identity.Directory, stdout io.Writer) error {
+	users, err := dir.List(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USERNAME\tID\tEMAIL\tVERIFIED\tNAME\tSTATUS\tCREATED")
+	for _, u := range users {
+		status := "active"
+		if u.Disabled {
+			status = "disabled"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\t%s\t%s\n", u.Username, u.ID, u.Email, u.EmailVerified, u.Name, status, u.CreatedAt.Format(time.DateOnly))
+	}
+	return tw.Flush()
+}
+
+// declaredUser finds the config's declaration of username (usernames ignore case).
+func declaredUser(cfg *config.Config, username string) (config.User, bool) {
+	for _, d := range cfg.Users {
+		if strings.EqualFold(d.Username, username) {
+			return d, true
+		}
+	}
+	return config.User{}, false
+}
+
+// configNote says what a start will do after an administrator's change of a
+// user the config declares (d, when inConfig), or declared when it last
+// provisioned them (ch.Undeclared); "" for a user the config has no say in.
+func configNote(verb, name string, ch identity.Change, d config.User, inConfig bool) string {
+	switch verb {
+	case "disable", "enable":
+		if ch.Undeclared&storage.FieldDisabled == 0 && !inConfig {
+			return ""
+		}
+		state := map[bool]string{true: "disabled", false: "enabled"}
+		now := ch.User.Disabled
+		switch {
+		case !inConfig:
+			return fmt.Sprintf("%s was declared in the config; it no longer decides whether %s is disabled", name, name)
+		case d.Disabled == now:
+			return fmt.Sprintf("%s is declared in the config with disabled: %t as well, and it goes on deciding it", name, now)
+		default:
+			return fmt.Sprintf("%s is declared in the config with disabled: %t, which a restart no longer applies: %s stays %s (the config decides again once it says disabled: %t)",
+				name, d.Disabled, name, state[now], now)
+		}
+	case "passwd":
+		if ch.Undeclared&storage.FieldPassword == 0 && !inConfig {
+			return ""
+		}
+		return fmt.Sprintf("%s is declared in the config, which no longer changes this password: a restart keeps the one set now (it governs the password again once it declares this same one)", name)
+	case "rm":
+		if ch.Undeclared == 0 && !inConfig {
+			return ""
+		}
+		return fmt.Sprintf("%s is declared in the config: its next start creates %s again, as a new account with a new id, unless %s is removed from it first", name, name, name)
+	}
+	return ""
 }
 
 // parseInterspersed parses flags that may appear before or after positional
@@ -250,11 +284,8 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// minPasswordLength follows NIST SP 800-63B §3.1.1.2 for passwords chosen by people.
-const minPasswordLength = 8
-
 // readPassword reads a new password from a terminal prompt (twice) or from
-// the first line of stdin.
+// the first line of stdin; the Directory checks its length.
 func readPassword(stdin io.Reader, stderr io.Writer, fromStdin, confirm bool) (string, error) {
 	var pw string
 	if f, ok := stdin.(*os.File); ok && !fromStdin && term.IsTerminal(int(f.Fd())) {
@@ -282,12 +313,6 @@ func readPassword(stdin io.Reader, stderr io.Writer, fromStdin, confirm bool) (s
 			return "", err
 		}
 		pw = strings.TrimRight(line, "\r\n")
-	}
-	if len([]rune(pw)) < minPasswordLength {
-		return "", fmt.Errorf("password too short: at least %d characters", minPasswordLength)
-	}
-	if len(pw) > 1024 {
-		return "", errors.New("password too long: at most 1024 bytes")
 	}
 	return pw, nil
 }
@@ -382,7 +407,8 @@ func cmdMigrate(ctx context.Context, args, env []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	store, err := sqlstore.Open(ctx, cfg.Storage, sqlstore.Options{SkipMigrations: verb == "status"})
+	store, err := sqlstore.Open(ctx, cfg.Storage, sqlstore.Options{SkipMigrations: verb == "status",
+		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return err
 	}

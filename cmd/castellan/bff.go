@@ -53,7 +53,9 @@ func serveBFF(ctx context.Context, cfg *config.BFF, log *slog.Logger, opt bffSer
 	if created {
 		log.Warn("created a new master key for the BFF; sessions cannot be read without it", "key_file", cfg.KeyFile)
 	}
-	store, err := sqlstore.Open(ctx, cfg.Storage, storeOptions(cfg.Database))
+	opts := storeOptions(cfg.Database)
+	opts.Log = log
+	store, err := sqlstore.Open(ctx, cfg.Storage, opts)
 	if err != nil {
 		return err
 	}

@@ -95,7 +95,9 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*sqls
 	if created {
 		log.Warn("created a new master key; back it up: signing keys cannot be read without it", "key_file", cfg.KeyFile)
 	}
-	store, err := sqlstore.Open(ctx, cfg.Storage, storeOptions(cfg.Database))
+	opts := storeOptions(cfg.Database)
+	opts.Log = log
+	store, err := sqlstore.Open(ctx, cfg.Storage, opts)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,5 +1,10 @@
 // Package identity manages the people who sign in: their records, their
 // argon2id password hashes (x/crypto) and the bounded pool that computes them.
+//
+// The Directory is the one owner of a user's lifecycle. The admin CLI adds,
+// disables, enables, re-passwords and deletes users through it, the server
+// provisions the users the config file declares through it, and sign-in
+// upgrades stale hashes through it; nothing else writes users.
 package identity
 
 import (
@@ -7,10 +12,8 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"unicode"
 
 	"github.com/castellan-auth/castellan/internal/clock"
-	"github.com/castellan-auth/castellan/internal/opaque"
 	"github.com/castellan-auth/castellan/internal/storage"
 )
 
@@ -23,7 +26,7 @@ type Store interface {
 	storage.Users
 }
 
-// Directory finds and authenticates users.
+// Directory finds, authenticates and changes users.
 type Directory struct {
 	store  Store
 	hasher *Hasher
@@ -71,90 +74,24 @@ func (d *Directory) Authenticate(ctx context.Context, username, password string)
 }
 
 // upgradeHash rehashes with the current parameters after a successful sign-in,
-// so raising the cost in config reaches every account over time.
+// so raising the cost in config reaches every account over time. It changes
+// nothing if the password was changed since it was read: the new password
+// must not be overwritten by a rehash of the old one.
 func (d *Directory) upgradeHash(ctx context.Context, u storage.User, password string) {
 	h, err := d.hasher.Hash(ctx, password)
 	if err != nil {
 		return
 	}
-	u.PasswordHash = h
-	u.UpdatedAt = d.clock.Now()
-	if err := d.store.UpdateUser(ctx, u); err != nil {
+	_, _, err = d.store.ModifyUser(ctx, u.ID, d.clock.Now(), func(cur storage.User) (storage.User, error) {
+		if cur.PasswordHash != u.PasswordHash {
+			return cur, nil
+		}
+		cur.PasswordHash = h
+		return cur, nil
+	})
+	if err != nil {
 		d.log.Warn("could not upgrade password hash", "user_id", u.ID, "err", err)
 	}
-}
-
-// Profile is what an administrator or the config declares about a user.
-type Profile struct {
-	Username      string
-	Email         string
-	EmailVerified bool
-	Name          string
-	GivenName     string
-	FamilyName    string
-	Disabled      bool
-}
-
-// ValidUsername reports whether a username is acceptable: 1 to 128 printable
-// characters without white space at either end.
-func ValidUsername(u string) bool {
-	if u == "" || len(u) > 128 || strings.TrimSpace(u) != u {
-		return false
-	}
-	for _, r := range u {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
-}
-
-// Put creates the user named by p.Username, or updates the profile of the one
-// that exists (matched case-insensitively). passwordHash, when not empty,
-// replaces the stored hash. It returns the stored user and whether it was created.
-func (d *Directory) Put(ctx context.Context, p Profile, passwordHash string) (storage.User, bool, error) {
-	if !ValidUsername(p.Username) {
-		return storage.User{}, false, errors.New("invalid username")
-	}
-	now := d.clock.Now()
-	u, err := d.store.GetUserByUsername(ctx, p.Username)
-	created := errors.Is(err, storage.ErrNotFound)
-	switch {
-	case created:
-		if passwordHash == "" {
-			return storage.User{}, false, errors.New("a new user needs a password")
-		}
-		u = storage.User{ID: opaque.ID(), CreatedAt: now}
-	case err != nil:
-		return storage.User{}, false, err
-	}
-	wasDisabled := u.Disabled
-	u.Username, u.Email, u.EmailVerified = p.Username, p.Email, p.EmailVerified
-	u.Name, u.GivenName, u.FamilyName = p.Name, p.GivenName, p.FamilyName
-	u.UpdatedAt = now
-	if passwordHash != "" {
-		u.PasswordHash = passwordHash
-	}
-	if created {
-		u.Disabled = p.Disabled
-		return u, true, d.store.CreateUser(ctx, u)
-	}
-	if err := d.store.UpdateUser(ctx, u); err != nil {
-		return storage.User{}, false, err
-	}
-	// Disabling goes through DisableUser so that sessions end and grants are revoked.
-	if p.Disabled && !wasDisabled {
-		if _, err := d.store.DisableUser(ctx, u.ID, now); err != nil {
-			return storage.User{}, false, err
-		}
-		u.Disabled = true
-	} else if !p.Disabled && wasDisabled {
-		if err := d.store.EnableUser(ctx, u.ID, now); err != nil {
-			return storage.User{}, false, err
-		}
-		u.Disabled = false
-	}
-	return u, false, nil
 }
 
 // User returns the user with id.

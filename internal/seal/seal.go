@@ -2,8 +2,9 @@
 // encrypts signing keys (and BFF tokens) at rest and from which the keys for
 // CSRF tokens, client-secret digests and refresh-token derivation are derived.
 //
-// The key file is created with mode 0600 when missing and refused when other
-// users may read it. Every node of a cluster must use the same key file.
+// The key file is created with mode 0600 when missing and refused when its
+// group or other users have any permission on it. Every node of a cluster must
+// use the same key file.
 package seal
 
 import (
@@ -16,6 +17,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -31,33 +33,63 @@ type Key struct {
 }
 
 // LoadOrCreate reads the master key from path, creating it (mode 0600, 256
-// random bits, hex) when the file does not exist. It refuses a file that other
-// users can read or write.
+// random bits, hex) when the file does not exist. It refuses a file that
+// anyone but its owner may read, write or execute (any bit of 0o077): the key
+// decrypts the signing keys and derives every other secret.
 func LoadOrCreate(path string) (*Key, bool, error) {
 	created := false
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := create(path); err != nil {
 			return nil, false, err
 		}
 		created = true
-		data, err = os.ReadFile(path)
+		f, err = os.Open(path)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("key_file %s: %w", path, err)
 	}
-	info, err := os.Stat(path)
+	defer f.Close()
+	// The mode of the file opened, not of whatever the path names a moment later.
+	info, err := f.Stat()
 	if err != nil {
 		return nil, false, fmt.Errorf("key_file %s: %w", path, err)
 	}
-	if perm := info.Mode().Perm(); perm&0o007 != 0 {
-		return nil, false, fmt.Errorf("key_file %s: mode %04o lets other users read it; run chmod 600 %s", path, perm, path)
+	if err := checkPrivate("key_file", path, info.Mode()); err != nil {
+		return nil, false, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize))
+	if err != nil {
+		return nil, false, fmt.Errorf("key_file %s: %w", path, err)
 	}
 	k, err := Parse(strings.TrimSpace(string(data)))
 	if err != nil {
 		return nil, false, fmt.Errorf("key_file %s: %w", path, err)
 	}
 	return k, created, nil
+}
+
+// maxKeyFileSize bounds what is read of a key file: 64 hex digits and a newline
+// fit many times over.
+const maxKeyFileSize = 4096
+
+// checkPrivate refuses a file whose mode gives its group or other users any
+// permission, naming the config key, the file, its mode and the fix.
+func checkPrivate(key, path string, mode fs.FileMode) error {
+	perm := mode.Perm()
+	if perm&0o077 == 0 {
+		return nil
+	}
+	var what string
+	switch {
+	case perm&0o044 != 0:
+		what = "lets other users read it"
+	case perm&0o022 != 0:
+		what = "lets other users change it"
+	default:
+		what = "gives other users access to it"
+	}
+	return fmt.Errorf("%s %s: mode %04o %s; run chmod 600 %s", key, path, perm, what, path)
 }
 
 func create(path string) error {

@@ -2,9 +2,9 @@ package seal_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/castellan-auth/castellan/internal/seal"
@@ -33,15 +33,48 @@ func TestLoadOrCreate(t *testing.T) {
 	}
 }
 
-func TestRefusesReadableKeyFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "master.key")
-	if _, _, err := seal.LoadOrCreate(path); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(path, 0o644)
-	_, _, err := seal.LoadOrCreate(path)
-	if err == nil || !strings.Contains(err.Error(), "chmod 600") {
-		t.Fatalf("world-readable key: got %v, want a refusal naming chmod 600", err)
+// TestRefusesKeyFileOthersCanAccess: any permission for the group or other
+// users refuses the key, with a message naming the file, its mode and the
+// fix; the owner's own bits are the owner's business.
+func TestRefusesKeyFileOthersCanAccess(t *testing.T) {
+	for _, tc := range []struct {
+		mode os.FileMode
+		ok   bool
+		says string
+	}{
+		{0o600, true, ""},
+		{0o400, true, ""},
+		{0o700, true, ""},
+		{0o640, false, "lets other users read it"},
+		{0o660, false, "lets other users read it"},
+		{0o644, false, "lets other users read it"},
+		{0o604, false, "lets other users read it"},
+		{0o620, false, "lets other users change it"},
+		{0o602, false, "lets other users change it"},
+		{0o610, false, "gives other users access to it"},
+		{0o601, false, "gives other users access to it"},
+		{0o666, false, "lets other users read it"},
+	} {
+		t.Run(fmt.Sprintf("%04o", tc.mode), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "master.key")
+			if _, _, err := seal.LoadOrCreate(path); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := seal.LoadOrCreate(path)
+			if tc.ok {
+				if err != nil {
+					t.Errorf("got %v, want the key accepted", err)
+				}
+				return
+			}
+			want := fmt.Sprintf("key_file %s: mode %04o %s; run chmod 600 %s", path, tc.mode, tc.says, path)
+			if err == nil || err.Error() != want {
+				t.Errorf("got %v, want %q", err, want)
+			}
+		})
 	}
 }
 

@@ -240,27 +240,13 @@ func (s *Server) provision(ctx context.Context) error {
 		return fmt.Errorf("provision clients: %w", err)
 	}
 	for _, u := range s.cfg.Users {
-		hash := u.PasswordHash
-		if hash == "" {
-			existing, err := s.store.GetUserByUsername(ctx, u.Username)
-			// Hashing is slow by design: keep the stored hash when the declared
-			// password still matches it, so restarts stay fast.
-			if err == nil {
-				if ok, _, _ := s.Users.Hasher().Verify(ctx, u.Password, existing.PasswordHash); ok {
-					hash = ""
-				} else if hash, err = s.Users.Hasher().Hash(ctx, u.Password); err != nil {
-					return err
-				}
-			} else if hash, err = s.Users.Hasher().Hash(ctx, u.Password); err != nil {
-				return err
-			}
-		} else if err := identity.ParsePHC(hash); err != nil {
-			return fmt.Errorf("users %q: password_hash: %w", u.Username, err)
-		}
-		_, _, err := s.Users.Put(ctx, identity.Profile{
-			Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name,
-			GivenName: u.GivenName, FamilyName: u.FamilyName, Disabled: u.Disabled,
-		}, hash)
+		_, err := s.Users.Declare(ctx, identity.Declaration{
+			Profile: identity.Profile{
+				Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name,
+				GivenName: u.GivenName, FamilyName: u.FamilyName, Disabled: u.Disabled,
+			},
+			Password: u.Password, PasswordHash: u.PasswordHash,
+		})
 		if err != nil {
 			return fmt.Errorf("provision user %q: %w", u.Username, err)
 		}

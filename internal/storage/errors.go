@@ -20,6 +20,9 @@ var (
 	ErrAddressFull = errors.New("storage: limit per client address reached")
 	// ErrFull means as many records of a kind are held as may be in all.
 	ErrFull = errors.New("storage: limit reached")
+	// ErrDiskFull means the database could not write for want of disk space;
+	// its message names the database file (SQLite) or the server (PostgreSQL).
+	ErrDiskFull = errors.New("storage: disk full")
 )
 
 // FullError refuses a record because a limit is reached: Err is

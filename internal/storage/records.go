@@ -1,6 +1,9 @@
 package storage
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // User is a person who can sign in.
 type User struct {
@@ -16,7 +19,59 @@ type User struct {
 	Disabled      bool
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	// Declared is what the config file governs of the user: nothing for a
+	// user created and kept by other means.
+	Declared Declaration
 }
+
+// Declaration records which fields of a user the config file governs, so that
+// a restart applies the config to those alone and a change made since by other
+// means (the admin CLI) stands.
+type Declaration struct {
+	// Fields are the fields the config governs.
+	Fields UserFields
+	// PasswordHash is the PHC string the config last set as the password, kept
+	// while Fields holds FieldPassword: a sign-in that upgrades the stored hash
+	// to new parameters leaves it, so the config's password is still recognised.
+	PasswordHash string
+}
+
+// UserFields is a set of the fields of a User that the config file declares.
+type UserFields uint16
+
+// The fields of a user the config file declares, by their config key.
+const (
+	// FieldUsername is the case of the username (the name itself is the key).
+	FieldUsername UserFields = 1 << iota
+	FieldEmail
+	FieldEmailVerified
+	FieldName
+	FieldGivenName
+	FieldFamilyName
+	FieldDisabled
+	FieldPassword
+
+	// AllUserFields is every field the config file can declare.
+	AllUserFields = FieldUsername | FieldEmail | FieldEmailVerified | FieldName | FieldGivenName |
+		FieldFamilyName | FieldDisabled | FieldPassword
+)
+
+// userFieldNames are the config keys of the fields, in bit order.
+var userFieldNames = [...]string{"username", "email", "email_verified", "name", "given_name", "family_name", "disabled", "password"}
+
+// Names returns the config keys of the fields in f, in a fixed order.
+func (f UserFields) Names() []string {
+	var names []string
+	for i, n := range userFieldNames {
+		if f&(1<<i) != 0 {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// String is the config keys of the fields joined by ", " ("" when empty).
+func (f UserFields) String() string { return strings.Join(f.Names(), ", ") }
 
 // Session is a single sign-on session at Castellan. Its cookie value is never
 // stored: IDHash is the SHA-256 of it.

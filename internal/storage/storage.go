@@ -31,12 +31,25 @@ type Storage interface {
 	Close() error
 }
 
-// Users stores people who sign in.
+// Users stores people who sign in. Their lifecycle (adding, disabling,
+// changing passwords, provisioning from the config) belongs to
+// identity.Directory; other packages only read users.
 type Users interface {
 	// CreateUser returns ErrConflict if the username is taken (case-insensitively).
 	CreateUser(ctx context.Context, u User) error
 	// UpdateUser replaces every field but ID and CreatedAt; ErrConflict on a taken username.
 	UpdateUser(ctx context.Context, u User) error
+	// ModifyUser reads the user and stores what change makes of it, in one
+	// transaction that no other writer of the user interleaves with, so
+	// nothing written meanwhile is lost. change must do no I/O and may not
+	// change ID or CreatedAt; an error from it is returned and nothing is
+	// written. What it returns is stored with UpdatedAt set to now, unless it
+	// equals what was read: then nothing is written and UpdatedAt stays. A
+	// change that leaves the user disabled also ends their sessions, revokes
+	// their grants and queues the logout notices, as DisableUser does, in the
+	// same transaction. It returns the user as stored and the sessions that
+	// ended; ErrNotFound if there is no such user.
+	ModifyUser(ctx context.Context, id string, now time.Time, change func(User) (User, error)) (User, []Session, error)
 	GetUser(ctx context.Context, id string) (User, error)
 	// GetUserByUsername matches case-insensitively.
 	GetUserByUsername(ctx context.Context, username string) (User, error)
@@ -47,8 +60,9 @@ type Users interface {
 	DeleteUser(ctx context.Context, id string, now time.Time) ([]Session, error)
 	// DisableUser marks the user disabled, ends their sessions and revokes their
 	// grants in one transaction, returning the sessions that ended (their logout
-	// notices queued).
+	// notices queued). Declared is left as it is.
 	DisableUser(ctx context.Context, id string, now time.Time) ([]Session, error)
+	// EnableUser clears Disabled; Declared is left as it is.
 	EnableUser(ctx context.Context, id string, now time.Time) error
 }
 

@@ -56,7 +56,9 @@ func digest(kind string, i int) []byte {
 // BenchmarkStorage measures the storage side of the token path on each
 // backend: one refresh-token rotation (UseRefreshToken: the read of token,
 // grant, session and user, the decision, the write), the same from many
-// goroutines at once (where SQLite's group commit batches them), the session
+// goroutines at once (where SQLite's group commit batches them), a durable
+// write (an access token's revocation, synced to disk before it returns),
+// alone and in parallel, the session
 // lookups of the authorization endpoint (with the user) and of the session
 // manager (by sid), introspection's one read (AccessState), and the client
 // read that the token endpoint's cache saves.
@@ -99,6 +101,37 @@ func BenchmarkStorage(b *testing.B) {
 					}
 					for pb.Next() {
 						if err := f.rotate(ctx); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+
+			// A durable write: synced to disk before it returns (commit.go,
+			// Durability), where a rotation is not.
+			b.Run("revoke_access_token", func(b *testing.B) {
+				round := unique(b)
+				now := time.Now().UTC()
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					i++
+					if err := s.Remember(ctx, fmt.Sprintf("revoked-at:%s-%d", round, i), now.Add(time.Hour), now); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+
+			b.Run("revoke_access_token_parallel", func(b *testing.B) {
+				round := unique(b)
+				now := time.Now().UTC()
+				var n atomic.Int64
+				b.ReportAllocs()
+				b.SetParallelism(8)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := s.Remember(ctx, fmt.Sprintf("revoked-at:%s-%d", round, n.Add(1)), now.Add(time.Hour), now); err != nil {
 							b.Error(err)
 							return
 						}

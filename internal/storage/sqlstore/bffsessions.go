@@ -41,21 +41,21 @@ func (s *Store) TouchBFFSession(ctx context.Context, idHash []byte, at time.Time
 }
 
 func (s *Store) DeleteBFFSession(ctx context.Context, idHash []byte) error {
-	return mustAffect(s.exec(ctx, `DELETE FROM bff_sessions WHERE id_hash = ?`, idHash))
+	return mustAffect(s.execDurable(ctx, `DELETE FROM bff_sessions WHERE id_hash = ?`, idHash))
 }
 
 func (s *Store) DeleteBFFSessionsBySID(ctx context.Context, sid string) (int64, error) {
 	if sid == "" {
 		return 0, nil // sessions without a sid must not all match an empty one
 	}
-	return affected(s.exec(ctx, `DELETE FROM bff_sessions WHERE sid = ?`, sid))
+	return affected(s.execDurable(ctx, `DELETE FROM bff_sessions WHERE sid = ?`, sid))
 }
 
 func (s *Store) DeleteBFFSessionsBySubject(ctx context.Context, subject string) (int64, error) {
 	if subject == "" {
 		return 0, nil
 	}
-	return affected(s.exec(ctx, `DELETE FROM bff_sessions WHERE subject = ?`, subject))
+	return affected(s.execDurable(ctx, `DELETE FROM bff_sessions WHERE subject = ?`, subject))
 }
 
 func (s *Store) DeleteExpiredBFFSessions(ctx context.Context, idleAt, now time.Time, limit int) (int64, error) {

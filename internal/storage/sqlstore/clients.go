@@ -88,7 +88,7 @@ func (s *Store) UpsertClient(ctx context.Context, c storage.Client) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.exec(ctx, `INSERT INTO clients (id, secret_digest, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+	_, err = s.execDurable(ctx, `INSERT INTO clients (id, secret_digest, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET secret_digest = excluded.secret_digest, metadata = excluded.metadata, updated_at = excluded.updated_at`,
 		c.ID, c.SecretDigest, string(meta), ts(c.CreatedAt), ts(c.UpdatedAt))
 	return err
@@ -117,5 +117,5 @@ func (s *Store) ListClients(ctx context.Context) ([]storage.Client, error) {
 }
 
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
-	return mustAffect(s.exec(ctx, `DELETE FROM clients WHERE id = ?`, id))
+	return mustAffect(s.execDurable(ctx, `DELETE FROM clients WHERE id = ?`, id))
 }

@@ -72,6 +72,7 @@ func (s *Store) RedeemAuthCode(ctx context.Context, codeHash []byte, now time.Ti
 			if _, err := t.exec(`UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, ts(now), code.GrantID); err != nil {
 				return err
 			}
+			t.syncOnCommit()
 			return &keepErr{storage.ErrAlreadyUsed}
 		}
 		// Checked after reuse: a used code replayed late must still revoke.

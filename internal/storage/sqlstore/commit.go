@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +42,49 @@ type committer struct {
 	// closes when the checkpointing goroutine has stopped.
 	dirty        atomic.Bool
 	checkpointed chan struct{}
+
+	// sync makes the committed WAL durable (syncWAL; tests count the calls).
+	sync func() error
+	// dirSynced says the directory entry of the WAL file reached the disk.
+	dirSynced bool
+}
+
+// Durability. The writer runs with synchronous=NORMAL: a commit is written to
+// the WAL but not synced, so a power loss (not a crash of the process) may
+// undo the last commits, never half of one. For most writes that is the
+// right price: a lost refresh rotation or a lost new session costs a sign-in
+// again. For a decision that ends access (a sign-out, a revocation, a
+// disabled user, a changed password) it is not: its loss would revive what
+// was ended. Such a write asks for durability (inDurableTx, execDurable, or
+// tx.syncOnCommit from inside its transaction when it decides so), and the
+// committer then syncs the WAL after the batch's commit, before answering,
+// which is what synchronous=FULL does at every commit. One sync serves the
+// whole batch. Measured costs are in README (storage notes).
+
+// syncWAL makes what is committed to the WAL durable: fsync of the WAL file
+// (every frame written so far is in it; the committer, the only writer, does
+// not reset the WAL before this returns), and once, of its directory, so the
+// file itself survives (SQLite syncs the directory of a new WAL as well).
+func (c *committer) syncWAL() error {
+	wal := c.s.path + "-wal"
+	if err := syncFile(wal); err != nil {
+		return fmt.Errorf("sqlite %s: sync: %w", wal, err)
+	}
+	if !c.dirSynced {
+		if err := syncFile(filepath.Dir(wal)); err != nil {
+			return fmt.Errorf("sqlite %s: sync directory: %w", wal, err)
+		}
+		c.dirSynced = true
+	}
+	return nil
+}
+
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	return errors.Join(f.Sync(), f.Close())
 }
 
 // maxBatch bounds the transactions committed together, so that the first
@@ -47,9 +92,11 @@ type committer struct {
 const maxBatch = 64
 
 type writeRequest struct {
-	ctx  context.Context
-	fn   func(*tx) error
-	done chan error
+	ctx context.Context
+	fn  func(*tx) error
+	// durable asks for the commit to reach the disk before the answer (see syncWAL).
+	durable bool
+	done    chan error
 }
 
 var (
@@ -60,6 +107,7 @@ var (
 func newCommitter(s *Store) *committer {
 	c := &committer{s: s, queue: make(chan *writeRequest), stop: make(chan struct{}), stopped: make(chan struct{}),
 		checkpointed: make(chan struct{})}
+	c.sync = c.syncWAL
 	go c.run()
 	go c.checkpoints()
 	return c
@@ -104,8 +152,8 @@ func (c *committer) checkpoint() error {
 // context ends while it waits for its turn is not run; once taken, a
 // transaction runs to its end: interrupting SQLite inside a statement would
 // roll back the whole batch.
-func (c *committer) do(ctx context.Context, fn func(*tx) error) error {
-	r := &writeRequest{ctx: ctx, fn: fn, done: make(chan error, 1)}
+func (c *committer) do(ctx context.Context, fn func(*tx) error, durable bool) error {
+	r := &writeRequest{ctx: ctx, fn: fn, durable: durable, done: make(chan error, 1)}
 	select {
 	case c.queue <- r:
 		return <-r.done
@@ -162,6 +210,8 @@ func (c *committer) commit(batch []*writeRequest) {
 	errs := make([]error, len(batch))
 	// written marks the requests whose writes stand and so share the commit's fate.
 	written := make([]bool, len(batch))
+	// durable marks those that must reach the disk before their answer.
+	durable := make([]bool, len(batch))
 	var t *tx
 	// answer is called once the transaction has ended and the writer
 	// connection is free again.
@@ -202,7 +252,9 @@ func (c *committer) commit(batch []*writeRequest) {
 				return
 			}
 		}
+		t.mustSync = false
 		ferr := guarded(r.fn, t)
+		durable[i] = r.durable || t.mustSync
 		var keep *keepErr
 		switch {
 		case ferr == nil:
@@ -234,7 +286,33 @@ func (c *committer) commit(batch []*writeRequest) {
 		return
 	}
 	c.dirty.Store(true)
+	c.makeDurable(written, durable, errs)
 	answer(nil)
+}
+
+// makeDurable syncs the WAL if a request whose writes stand asked for it; if
+// the sync fails those requests fail (their writes are committed, perhaps not
+// on disk: the caller must not report them done), the others stand.
+func (c *committer) makeDurable(written, durable []bool, errs []error) {
+	need := false
+	for i := range written {
+		need = need || written[i] && durable[i]
+	}
+	if !need {
+		return
+	}
+	err := c.sync()
+	if err == nil {
+		return
+	}
+	if full := c.s.diskFull(err); full != nil {
+		err = full
+	}
+	for i := range written {
+		if written[i] && durable[i] && errs[i] == nil {
+			errs[i] = err
+		}
+	}
 }
 
 // guarded runs fn, turning a panic into its error: the panic of one request's

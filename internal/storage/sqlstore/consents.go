@@ -23,5 +23,5 @@ func (s *Store) SaveConsent(ctx context.Context, c storage.Consent) error {
 }
 
 func (s *Store) DeleteConsent(ctx context.Context, userID, clientID string) error {
-	return mustAffect(s.exec(ctx, `DELETE FROM consents WHERE user_id = ? AND client_id = ?`, userID, clientID))
+	return mustAffect(s.execDurable(ctx, `DELETE FROM consents WHERE user_id = ? AND client_id = ?`, userID, clientID))
 }

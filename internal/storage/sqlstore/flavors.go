@@ -22,9 +22,13 @@ func openSQLite(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("sqlite: create directory: %w", err)
 		}
 	}
+	if err := prepareSQLiteFiles(path, opts.log()); err != nil {
+		return nil, err
+	}
 	// WAL lets readers run beside the writer; synchronous=NORMAL in WAL mode keeps
 	// the database consistent after a crash of the process (a power loss may drop
-	// the last commits, never half of one). BEGIN IMMEDIATE takes the write lock up
+	// the last commits, never half of one; the writes that end access are synced
+	// all the same: commit.go, Durability). BEGIN IMMEDIATE takes the write lock up
 	// front so a transaction never fails half-way upgrading a read lock.
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
@@ -68,7 +72,7 @@ func openSQLite(path string, opts Options) (*Store, error) {
 		r.Close()
 		return nil, err
 	}
-	s := &Store{flavor: flavorSQLite, w: w, r: r, locks: locks}
+	s := &Store{flavor: flavorSQLite, path: path, w: w, r: r, locks: locks}
 	s.commit = newCommitter(s)
 	return s, nil
 }

@@ -123,7 +123,7 @@ func (s *Store) GetGrant(ctx context.Context, id string) (storage.Grant, error) 
 }
 
 func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error {
-	_, err := s.exec(ctx, `UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, ts(now), id)
+	_, err := s.execDurable(ctx, `UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, ts(now), id)
 	return err
 }
 
@@ -187,6 +187,7 @@ func (s *Store) UseRefreshToken(ctx context.Context, hash []byte, decide storage
 			if _, err := t.exec(`UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, ts(d.RevokeAt), g.ID); err != nil {
 				return err
 			}
+			t.syncOnCommit()
 			// Fail closed: a refusal must never read as success to the caller.
 			return &keepErr{cmp.Or(d.Err, storage.ErrRevoked)}
 		case storage.RefreshReject:

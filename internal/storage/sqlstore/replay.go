@@ -8,7 +8,8 @@ import (
 func (s *Store) Remember(ctx context.Context, key string, expiresAt, now time.Time) error {
 	// An expired entry is taken over; a live one makes the insert do nothing,
 	// which RowsAffected reports as a conflict. One statement on every flavor.
-	res, err := s.exec(ctx, `INSERT INTO replay_cache (key, expires_at) VALUES (?, ?)
+	// Durable: a revoked access token must not come back after a power loss.
+	res, err := s.execDurable(ctx, `INSERT INTO replay_cache (key, expires_at) VALUES (?, ?)
 		ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE replay_cache.expires_at <= ?`,
 		key, ts(expiresAt), ts(now))
 	if err != nil {

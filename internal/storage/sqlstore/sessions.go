@@ -68,7 +68,7 @@ func (s *Store) TouchSession(ctx context.Context, idHash []byte, at time.Time) e
 
 func (s *Store) DeleteSession(ctx context.Context, idHash []byte, now time.Time) (storage.Session, error) {
 	var ended storage.Session
-	err := s.inTx(ctx, func(t *tx) error {
+	err := s.inDurableTx(ctx, func(t *tx) error {
 		var err error
 		ended, err = scanSession(t.queryRow(`DELETE FROM sessions WHERE id_hash = ? RETURNING `+sessionColumns, idHash))
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -56,11 +57,23 @@ type Options struct {
 	// migrations: to look at a live database without touching it, and to
 	// see what a node does when its database stops taking writes.
 	ReadOnly bool
+	// Log receives warnings about the database (a SQLite file whose mode was
+	// tightened); nil discards them.
+	Log *slog.Logger
+}
+
+func (o Options) log() *slog.Logger {
+	if o.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return o.Log
 }
 
 // Store is a storage.Storage on SQLite or PostgreSQL.
 type Store struct {
 	flavor flavor
+	// path is the SQLite database file ("" for PostgreSQL), named in errors.
+	path string
 	// w takes every write transaction; r serves reads. For SQLite, w has one
 	// connection so writers queue in Go instead of spinning on SQLITE_BUSY; for
 	// PostgreSQL both are the same pool.
@@ -93,7 +106,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	if err := s.w.PingContext(ctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("connect to %s: %w", s.flavor, err)
+		return nil, s.classifyOpenErr("connect to", err)
 	}
 	m, err := s.migrator()
 	if err != nil {
@@ -103,7 +116,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if !opts.SkipMigrations && !opts.ReadOnly {
 		if _, err := m.Up(ctx); err != nil {
 			s.Close()
-			return nil, fmt.Errorf("migrate %s: %w", s.flavor, err)
+			return nil, s.classifyOpenErr("migrate", err)
 		}
 	}
 	if err := checkSchemaVersion(ctx, m); err != nil {
@@ -205,15 +218,26 @@ func (s *Store) forUpdate() string {
 // exec runs one write statement outside any transaction of the caller's. On
 // SQLite it joins the committer's next batch, as a transaction of its own.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return s.execWrite(ctx, false, query, args...)
+}
+
+// execDurable is exec for a write that must survive a power loss once it
+// returns (see commit.go, Durability).
+func (s *Store) execDurable(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return s.execWrite(ctx, true, query, args...)
+}
+
+func (s *Store) execWrite(ctx context.Context, durable bool, query string, args ...any) (sql.Result, error) {
 	if s.commit != nil {
 		var res sql.Result
 		err := s.commit.do(ctx, func(t *tx) error {
 			var err error
 			res, err = t.exec(query, args...)
 			return err
-		})
+		}, durable)
 		return res, err
 	}
+	// PostgreSQL: every commit is durable (synchronous_commit = on).
 	res, err := s.w.ExecContext(ctx, s.q(query), args...)
 	return res, s.mapErr(err)
 }
@@ -222,7 +246,7 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result
 // scans it, like exec.
 func (s *Store) writeRow(ctx context.Context, scan func(*sql.Row) error, query string, args ...any) error {
 	if s.commit != nil {
-		return s.commit.do(ctx, func(t *tx) error { return t.s.mapErr(scan(t.queryRow(query, args...))) })
+		return s.commit.do(ctx, func(t *tx) error { return t.s.mapErr(scan(t.queryRow(query, args...))) }, false)
 	}
 	return s.mapErr(scan(s.w.QueryRowContext(ctx, s.q(query), args...)))
 }
@@ -313,8 +337,19 @@ func (t *tx) prepareLater() {
 // the committer runs it, perhaps beside others in one commit (commit.go);
 // either way fn's writes are committed when inTx returns nil or a keepErr's error.
 func (s *Store) inTx(ctx context.Context, fn func(tx *tx) error) error {
+	return s.inWriteTx(ctx, false, fn)
+}
+
+// inDurableTx is inTx for writes that must survive a power loss once it
+// returns: a sign-out, a revocation, an administrator's change (see
+// commit.go, Durability). On PostgreSQL every commit is.
+func (s *Store) inDurableTx(ctx context.Context, fn func(tx *tx) error) error {
+	return s.inWriteTx(ctx, true, fn)
+}
+
+func (s *Store) inWriteTx(ctx context.Context, durable bool, fn func(tx *tx) error) error {
 	if s.commit != nil {
-		return s.commit.do(ctx, fn)
+		return s.commit.do(ctx, fn, durable)
 	}
 	sqlTx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -348,7 +383,14 @@ type tx struct {
 	ctx context.Context
 	// unprepared lists the queries txStmt found not yet prepared.
 	unprepared []string
+	// mustSync says the running request decided to need durability.
+	mustSync bool
 }
+
+// syncOnCommit makes the running request's writes durable, as if it had been
+// started with inDurableTx: for a decision taken inside the transaction (a
+// reused refresh token or code revokes its grant).
+func (t *tx) syncOnCommit() { t.mustSync = true }
 
 func (t *tx) exec(query string, args ...any) (sql.Result, error) {
 	if st := t.txStmt(query); st != nil {
@@ -385,12 +427,17 @@ func (s *Store) mapErr(err error) error {
 		return storage.ErrNotFound
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
+	case errors.Is(err, storage.ErrDiskFull):
+		return err // mapped already
 	}
 	switch constraintKind(s.flavor, err) {
 	case constraintUnique:
 		return storage.ErrConflict
 	case constraintForeignKey:
 		return storage.ErrNotFound
+	}
+	if full := s.diskFull(err); full != nil {
+		return full
 	}
 	return fmt.Errorf("%s: %v", s.flavor, err)
 }

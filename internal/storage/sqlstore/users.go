@@ -2,13 +2,14 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
 	"github.com/castellan-auth/castellan/internal/storage"
 )
 
-const userColumns = `id, username, password_hash, email, email_verified, name, given_name, family_name, disabled, created_at, updated_at`
+const userColumns = `id, username, password_hash, email, email_verified, name, given_name, family_name, disabled, created_at, updated_at, declared, declared_password_hash`
 
 // usernameKey is the case-insensitive identity of a username.
 func usernameKey(u string) string { return strings.ToLower(u) }
@@ -29,7 +30,7 @@ type userDest struct {
 func (d *userDest) dest() []any {
 	u := &d.u
 	return []any{&u.ID, &u.Username, &u.PasswordHash, &u.Email, &u.EmailVerified, &u.Name,
-		&u.GivenName, &u.FamilyName, &u.Disabled, &d.created, &d.updated}
+		&u.GivenName, &u.FamilyName, &u.Disabled, &d.created, &d.updated, &u.Declared.Fields, &u.Declared.PasswordHash}
 }
 
 func (d *userDest) user() storage.User {
@@ -39,18 +40,66 @@ func (d *userDest) user() storage.User {
 }
 
 func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
-	_, err := s.exec(ctx, `INSERT INTO users (id, username, username_key, password_hash, email, email_verified, name, given_name, family_name, disabled, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO users (id, username, username_key, password_hash, email, email_verified, name, given_name, family_name,
+			disabled, created_at, updated_at, declared, declared_password_hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		u.ID, u.Username, usernameKey(u.Username), u.PasswordHash, u.Email, u.EmailVerified, u.Name,
-		u.GivenName, u.FamilyName, u.Disabled, ts(u.CreatedAt), ts(u.UpdatedAt))
+		u.GivenName, u.FamilyName, u.Disabled, ts(u.CreatedAt), ts(u.UpdatedAt), u.Declared.Fields, u.Declared.PasswordHash)
 	return err
 }
 
+// updateUser is the statement that replaces every field but id and created_at.
+const updateUser = `UPDATE users SET username = ?, username_key = ?, password_hash = ?, email = ?, email_verified = ?,
+	name = ?, given_name = ?, family_name = ?, disabled = ?, updated_at = ?, declared = ?, declared_password_hash = ? WHERE id = ?`
+
+// updateArgs are the arguments of updateUser for u.
+func updateArgs(u storage.User) []any {
+	return []any{u.Username, usernameKey(u.Username), u.PasswordHash, u.Email, u.EmailVerified, u.Name,
+		u.GivenName, u.FamilyName, u.Disabled, ts(u.UpdatedAt), u.Declared.Fields, u.Declared.PasswordHash, u.ID}
+}
+
 func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
-	return mustAffect(s.exec(ctx, `UPDATE users SET username = ?, username_key = ?, password_hash = ?, email = ?, email_verified = ?,
-		name = ?, given_name = ?, family_name = ?, disabled = ?, updated_at = ? WHERE id = ?`,
-		u.Username, usernameKey(u.Username), u.PasswordHash, u.Email, u.EmailVerified, u.Name,
-		u.GivenName, u.FamilyName, u.Disabled, ts(u.UpdatedAt), u.ID))
+	return mustAffect(s.exec(ctx, updateUser, updateArgs(u)...))
+}
+
+// errUserChangedKey is what a change func returned when it tried to change
+// what identifies the user.
+var errUserChangedKey = errors.New("sqlstore: ModifyUser may not change a user's ID or CreatedAt")
+
+func (s *Store) ModifyUser(ctx context.Context, id string, now time.Time, change func(storage.User) (storage.User, error)) (storage.User, []storage.Session, error) {
+	var stored storage.User
+	var ended []storage.Session
+	err := s.inDurableTx(ctx, func(t *tx) error {
+		// FOR UPDATE on PostgreSQL; SQLite's write transactions are exclusive.
+		u, err := scanUser(t.queryRow(`SELECT `+userColumns+` FROM users WHERE id = ?`+s.forUpdate(), id))
+		if err != nil {
+			return t.s.mapErr(err)
+		}
+		next, err := change(u)
+		if err != nil {
+			return err
+		}
+		if next.ID != u.ID || !next.CreatedAt.Equal(u.CreatedAt) {
+			return errUserChangedKey
+		}
+		if next == u {
+			stored = u
+			return nil
+		}
+		next.UpdatedAt = now
+		if err := mustAffect(t.exec(updateUser, updateArgs(next)...)); err != nil {
+			return err
+		}
+		stored = next
+		if next.Disabled {
+			ended, err = t.endUserSessions(id, now)
+		}
+		return err
+	})
+	if err != nil {
+		return storage.User{}, nil, err
+	}
+	return stored, ended, nil
 }
 
 func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
@@ -82,7 +131,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
 
 func (s *Store) DeleteUser(ctx context.Context, id string, now time.Time) ([]storage.Session, error) {
 	var ended []storage.Session
-	err := s.inTx(ctx, func(t *tx) error {
+	err := s.inDurableTx(ctx, func(t *tx) error {
 		var err error
 		if ended, err = t.sessionsOf(id); err != nil {
 			return err
@@ -99,25 +148,34 @@ func (s *Store) DeleteUser(ctx context.Context, id string, now time.Time) ([]sto
 
 func (s *Store) DisableUser(ctx context.Context, id string, now time.Time) ([]storage.Session, error) {
 	var ended []storage.Session
-	err := s.inTx(ctx, func(t *tx) error {
+	err := s.inDurableTx(ctx, func(t *tx) error {
 		if err := mustAffect(t.exec(`UPDATE users SET disabled = true, updated_at = ? WHERE id = ?`, ts(now), id)); err != nil {
 			return err
 		}
 		var err error
-		if ended, err = t.sessionsOf(id); err != nil {
-			return err
-		}
-		if _, err := t.exec(`DELETE FROM sessions WHERE user_id = ?`, id); err != nil {
-			return err
-		}
-		if _, err = t.exec(`UPDATE grants SET revoked_at = ? WHERE user_id = ? AND revoked_at = 0`, ts(now), id); err != nil {
-			return err
-		}
-		return t.queueLogoutNotices(now, ended...)
+		ended, err = t.endUserSessions(id, now)
+		return err
 	})
 	return ended, err
 }
 
+// endUserSessions ends every session of the user, revokes all their grants
+// (session-bound or not) and queues the logout notices, returning the
+// sessions that ended: what disabling a user means.
+func (t *tx) endUserSessions(id string, now time.Time) ([]storage.Session, error) {
+	ended, err := t.sessionsOf(id)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := t.exec(`DELETE FROM sessions WHERE user_id = ?`, id); err != nil {
+		return nil, err
+	}
+	if _, err = t.exec(`UPDATE grants SET revoked_at = ? WHERE user_id = ? AND revoked_at = 0`, ts(now), id); err != nil {
+		return nil, err
+	}
+	return ended, t.queueLogoutNotices(now, ended...)
+}
+
 func (s *Store) EnableUser(ctx context.Context, id string, now time.Time) error {
-	return mustAffect(s.exec(ctx, `UPDATE users SET disabled = false, updated_at = ? WHERE id = ?`, ts(now), id))
+	return mustAffect(s.execDurable(ctx, `UPDATE users SET disabled = false, updated_at = ? WHERE id = ?`, ts(now), id))
 }

@@ -47,6 +47,9 @@ var cases = []struct {
 	{"users/list", testUsersList},
 	{"users/delete-cascades", testUsersDeleteCascades},
 	{"users/disable-ends-sessions-revokes-grants", testUsersDisable},
+	{"users/modify", testUsersModify},
+	{"users/modify-that-disables-ends-sessions", testUsersModifyDisables},
+	{"users/concurrent-modify-loses-nothing", testUsersModifyConcurrent},
 
 	{"sessions/create-get", testSessionsCreateGet},
 	{"sessions/unique-and-foreign-keys", testSessionsConstraints},

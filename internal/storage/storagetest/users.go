@@ -1,6 +1,8 @@
 package storagetest
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ func testUsersCreateGetUpdate(t *testing.T, s storage.Storage) {
 	u := newUser("u1", "Alice")
 	// A non-UTC input must come back as the same instant, in UTC.
 	u.CreatedAt = t0.In(time.FixedZone("UTC+5", 5*3600))
+	u.Declared = storage.Declaration{Fields: storage.AllUserFields, PasswordHash: u.PasswordHash}
 	mustCreateUser(t, s, u)
 
 	got, err := s.GetUser(ctx, "u1")
@@ -34,6 +37,7 @@ func testUsersCreateGetUpdate(t *testing.T, s storage.Storage) {
 		Disabled:     true,
 		CreatedAt:    t0.Add(99 * time.Hour),
 		UpdatedAt:    t0.Add(time.Hour + time.Nanosecond),
+		Declared:     storage.Declaration{Fields: storage.FieldEmail | storage.FieldName, PasswordHash: "$argon2id$declared"},
 	}
 	wantErr(t, "UpdateUser", s.UpdateUser(ctx, up), nil)
 	want := up
@@ -242,4 +246,143 @@ func testUsersDisable(t *testing.T, s storage.Storage) {
 	}
 	// Enabling does not bring grants back.
 	wantRevokedAt(t, s, "g-bound", now)
+}
+
+// ModifyUser stores what the change makes of the user, with UpdatedAt moved
+// to now; a change that changes nothing writes nothing; a failing change
+// writes nothing either.
+func testUsersModify(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	u := newUser("u1", "alice")
+	u.Declared = storage.Declaration{Fields: storage.AllUserFields, PasswordHash: u.PasswordHash}
+	mustCreateUser(t, s, u)
+	now := t0.Add(time.Hour)
+
+	got, ended, err := s.ModifyUser(ctx, "u1", now, func(x storage.User) (storage.User, error) {
+		wantEqual(t, "ModifyUser: the user passed to change", x, u)
+		x.PasswordHash = "$argon2id$new"
+		x.Declared = storage.Declaration{Fields: storage.AllUserFields &^ storage.FieldPassword}
+		return x, nil
+	})
+	wantErr(t, "ModifyUser", err, nil)
+	if len(ended) != 0 {
+		t.Errorf("ModifyUser of an active user: got %d ended sessions, want 0", len(ended))
+	}
+	want := u
+	want.PasswordHash, want.UpdatedAt = "$argon2id$new", now
+	want.Declared = storage.Declaration{Fields: storage.AllUserFields &^ storage.FieldPassword}
+	wantEqual(t, "ModifyUser: returned", got, want)
+	stored, err := s.GetUser(ctx, "u1")
+	wantErr(t, "GetUser", err, nil)
+	wantEqual(t, "ModifyUser: stored", stored, want)
+
+	// Nothing changed: nothing written, UpdatedAt stays.
+	got, _, err = s.ModifyUser(ctx, "u1", now.Add(time.Hour), func(x storage.User) (storage.User, error) { return x, nil })
+	wantErr(t, "ModifyUser(no change)", err, nil)
+	wantEqual(t, "ModifyUser(no change): returned", got, want)
+	stored, _ = s.GetUser(ctx, "u1")
+	wantEqual(t, "ModifyUser(no change): stored", stored, want)
+
+	// A failing change is returned as it is and writes nothing.
+	refused := errors.New("refused")
+	_, _, err = s.ModifyUser(ctx, "u1", now.Add(2*time.Hour), func(x storage.User) (storage.User, error) {
+		x.Email = "changed@example.com"
+		return x, refused
+	})
+	wantErr(t, "ModifyUser(change fails)", err, refused)
+	stored, _ = s.GetUser(ctx, "u1")
+	wantEqual(t, "ModifyUser(change fails): stored", stored, want)
+
+	// What identifies the user cannot change.
+	for name, f := range map[string]func(storage.User) storage.User{
+		"id":         func(x storage.User) storage.User { x.ID = "u2"; return x },
+		"created-at": func(x storage.User) storage.User { x.CreatedAt = x.CreatedAt.Add(time.Second); return x },
+	} {
+		_, _, err = s.ModifyUser(ctx, "u1", now.Add(3*time.Hour), func(x storage.User) (storage.User, error) { return f(x), nil })
+		if err == nil {
+			t.Errorf("ModifyUser changing the %s: got no error, want a refusal", name)
+		}
+	}
+	stored, _ = s.GetUser(ctx, "u1")
+	wantEqual(t, "ModifyUser(key changed): stored", stored, want)
+
+	mustCreateUser(t, s, newUser("u2", "bob"))
+	_, _, err = s.ModifyUser(ctx, "u1", now, func(x storage.User) (storage.User, error) { x.Username = "BOB"; return x, nil })
+	wantErr(t, "ModifyUser(rename onto a taken name)", err, storage.ErrConflict)
+	_, _, err = s.ModifyUser(ctx, "nobody", now, func(x storage.User) (storage.User, error) {
+		t.Error("ModifyUser(unknown): change called, want not")
+		return x, nil
+	})
+	wantErr(t, "ModifyUser(unknown)", err, storage.ErrNotFound)
+}
+
+// A ModifyUser that disables the user does all DisableUser does, in the same
+// transaction: their sessions end, their grants are revoked, the clients are
+// owed logout notices.
+func testUsersModifyDisables(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	a := setup(t, s, "a")
+	b := setup(t, s, "b")
+	sessionAtClients(t, s, a, "rp-a")
+	offline := newGrant("g-offline", a.client.ID, "a", "")
+	offline.SessionBound = false
+	mustCreateGrant(t, s, offline, nil)
+
+	now := t0.Add(time.Hour)
+	got, ended, err := s.ModifyUser(ctx, "a", now, func(x storage.User) (storage.User, error) {
+		x.Disabled = true
+		x.Declared.Fields &^= storage.FieldDisabled
+		return x, nil
+	})
+	wantErr(t, "ModifyUser(disable)", err, nil)
+	if !got.Disabled {
+		t.Error("ModifyUser(disable): got an active user, want disabled")
+	}
+	sid := func(x storage.Session) string { return x.SID }
+	wantEqual(t, "ModifyUser(disable): ended", sortBy(ended, sid), []storage.Session{a.session})
+	_, err = s.GetSession(ctx, a.session.IDHash)
+	wantErr(t, "GetSession(disabled user)", err, storage.ErrNotFound)
+	wantRevokedAt(t, s, "g-offline", now)
+	wantRevokedAt(t, s, fmt.Sprintf("g-%s-rp-a", a.session.SID), now)
+	_, err = s.GetSession(ctx, b.session.IDHash)
+	wantErr(t, "GetSession(other user)", err, nil)
+	want := []storage.LogoutNotice{notice(a, "rp-a", now)}
+	want[0].DueAt = now.Add(time.Minute) // claimAll leases for a minute
+	wantEqual(t, "ModifyUser(disable): notices", claimAll(t, s, now), want)
+
+	// Changing another field of a disabled user ends nothing more, and the
+	// disabled user is written as changed.
+	got, ended, err = s.ModifyUser(ctx, "a", now.Add(time.Minute), func(x storage.User) (storage.User, error) {
+		x.Email = "new@example.com"
+		return x, nil
+	})
+	wantErr(t, "ModifyUser(disabled user's email)", err, nil)
+	if !got.Disabled || got.Email != "new@example.com" || len(ended) != 0 {
+		t.Errorf("ModifyUser(disabled user's email): got disabled %t, email %q, %d ended; want true, new@example.com, 0",
+			got.Disabled, got.Email, len(ended))
+	}
+}
+
+// Concurrent ModifyUser calls on one user each see what the others wrote:
+// none is lost.
+func testUsersModifyConcurrent(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	u := newUser("u1", "alice")
+	u.Name = ""
+	mustCreateUser(t, s, u)
+	errs := concurrently(s, concurrency, func(i int) error {
+		_, _, err := s.ModifyUser(ctx, "u1", t0.Add(time.Duration(i+1)*time.Second), func(x storage.User) (storage.User, error) {
+			x.Name += "x"
+			return x, nil
+		})
+		return err
+	})
+	for _, err := range errs {
+		wantErr(t, "ModifyUser", err, nil)
+	}
+	got, err := s.GetUser(ctx, "u1")
+	wantErr(t, "GetUser", err, nil)
+	if len(got.Name) != concurrency {
+		t.Errorf("Name after %d concurrent appends: got %d characters, want %d", concurrency, len(got.Name), concurrency)
+	}
 }
