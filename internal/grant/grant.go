@@ -355,7 +355,7 @@ func revokedAccessKey(jti string) string { return "revoked-at:" + jti }
 
 // RevokeAccessToken makes one access token inactive until it expires anyway.
 func (s *Service) RevokeAccessToken(ctx context.Context, jti string, expiry time.Time) error {
-	err := s.store.Remember(ctx, revokedAccessKey(jti), expiry, s.clock.Now())
+	err := s.store.RememberDurably(ctx, revokedAccessKey(jti), expiry, s.clock.Now())
 	if errors.Is(err, storage.ErrConflict) {
 		return nil // already revoked
 	}

@@ -297,6 +297,10 @@ type ReplayCache interface {
 	// Remember stores key until expiresAt; ErrConflict if it is already remembered
 	// and not yet expired at now.
 	Remember(ctx context.Context, key string, expiresAt, now time.Time) error
+	// RememberDurably is Remember whose entry survives a power loss once it
+	// returns (a revoked access token); Remember's may be lost with the last
+	// commits before one.
+	RememberDurably(ctx context.Context, key string, expiresAt, now time.Time) error
 	// Remembered reports whether key is stored and not expired at now.
 	Remembered(ctx context.Context, key string, now time.Time) (bool, error)
 }

@@ -202,7 +202,10 @@ func TestDurableWrites(t *testing.T) {
 		}},
 		{"revoke-grant", true, func(s *Store, rt storage.RefreshToken) error { return s.RevokeGrant(ctx, rt.GrantID, now) }},
 		{"revoke-access-token", true, func(s *Store, _ storage.RefreshToken) error {
-			return s.Remember(ctx, "revoked-at:jti", now.Add(time.Hour), now)
+			return s.RememberDurably(ctx, "revoked-at:jti", now.Add(time.Hour), now)
+		}},
+		{"remember-one-time-id", false, func(s *Store, _ storage.RefreshToken) error {
+			return s.Remember(ctx, "dpop:jti", now.Add(time.Hour), now)
 		}},
 		{"disable-user", true, func(s *Store, _ storage.RefreshToken) error { _, err := s.DisableUser(ctx, "u", now); return err }},
 		{"delete-user", true, func(s *Store, _ storage.RefreshToken) error { _, err := s.DeleteUser(ctx, "u", now); return err }},

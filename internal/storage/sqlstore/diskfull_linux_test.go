@@ -15,11 +15,11 @@ import (
 	"github.com/castellan-auth/castellan/internal/storage"
 )
 
-// tinyDisk mounts a 512 KiB tmpfs for the test, or skips where mounting is
+// tinyDisk mounts a 2 MiB tmpfs for the test, or skips where mounting is
 // not allowed (it needs CAP_SYS_ADMIN).
 func tinyDisk(t *testing.T) string {
 	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=512k"); err != nil {
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=2m"); err != nil {
 		t.Skipf("cannot mount a tmpfs here (%v): the full-disk cases run as root", err)
 	}
 	t.Cleanup(func() {

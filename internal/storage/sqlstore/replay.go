@@ -2,14 +2,28 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"time"
 )
 
 func (s *Store) Remember(ctx context.Context, key string, expiresAt, now time.Time) error {
+	return s.remember(ctx, key, expiresAt, now, s.exec)
+}
+
+// RememberDurably is Remember for what must not come back after a power
+// loss: a revoked access token. One-time identifiers (DPoP proofs, client
+// assertions) are not synced: a power loss could only let such a proof be
+// replayed within its few minutes, and syncing each would slow every token
+// request that carries one.
+func (s *Store) RememberDurably(ctx context.Context, key string, expiresAt, now time.Time) error {
+	return s.remember(ctx, key, expiresAt, now, s.execDurable)
+}
+
+func (s *Store) remember(ctx context.Context, key string, expiresAt, now time.Time,
+	exec func(context.Context, string, ...any) (sql.Result, error)) error {
 	// An expired entry is taken over; a live one makes the insert do nothing,
 	// which RowsAffected reports as a conflict. One statement on every flavor.
-	// Durable: a revoked access token must not come back after a power loss.
-	res, err := s.execDurable(ctx, `INSERT INTO replay_cache (key, expires_at) VALUES (?, ?)
+	res, err := exec(ctx, `INSERT INTO replay_cache (key, expires_at) VALUES (?, ?)
 		ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE replay_cache.expires_at <= ?`,
 		key, ts(expiresAt), ts(now))
 	if err != nil {

@@ -20,6 +20,12 @@ func testReplayRemember(t *testing.T, s storage.Storage) {
 	wantErr(t, "Remember", s.Remember(ctx, key, exp, t0), nil)
 	wantErr(t, "Remember(again)", s.Remember(ctx, key, exp.Add(time.Hour), t0.Add(time.Minute)), storage.ErrConflict)
 	wantErr(t, "Remember(other key)", s.Remember(ctx, "dpop:jti-2", exp, t0), nil)
+	// The durable variant shares the keys and the rule.
+	wantErr(t, "RememberDurably(same key)", s.RememberDurably(ctx, key, exp, t0), storage.ErrConflict)
+	wantErr(t, "RememberDurably", s.RememberDurably(ctx, "revoked-at:jti-3", exp, t0), nil)
+	if ok, err := s.Remembered(ctx, "revoked-at:jti-3", t0); err != nil || !ok {
+		t.Errorf("Remembered(durable key): got %v, %v; want true", ok, err)
+	}
 
 	for _, tc := range []struct {
 		now  time.Time
