@@ -37,11 +37,11 @@ func (s *faultyStore) RevokeGrant(ctx context.Context, id string, now time.Time)
 	return s.Storage.RevokeGrant(ctx, id, now)
 }
 
-func (s *faultyStore) Remember(ctx context.Context, key string, expiresAt, now time.Time) error {
+func (s *faultyStore) RememberDurably(ctx context.Context, key string, expiresAt, now time.Time) error {
 	if s.broken.Load() {
 		return errDisk
 	}
-	return s.Storage.Remember(ctx, key, expiresAt, now)
+	return s.Storage.RememberDurably(ctx, key, expiresAt, now)
 }
 
 // newFaultyEnv starts a provider as servertest.New does, over a store whose
